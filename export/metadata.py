@@ -1,0 +1,51 @@
+"""What a deployable model says about itself.
+
+Written by the export stage into ONNX `metadata_props` (keys prefixed `nicegan.`) and into the
+JSON sidecar of a TensorRT engine; read by the runtime to choose the size policy and I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+PREFIX = "nicegan."
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    arch: str = "nicegan"          # "nicegan" | "cyclegan"
+    direction: str = "a2b"         # "a2b" | "b2a" (CycleGAN: "a2b")
+    light: bool = True             # light models accept any H, W (multiples of size_multiple)
+    img_size: int = 256            # training size; the only accepted size when dynamic_hw is False
+    io: str = "uint8"              # "uint8": NHWC BGR uint8 in/out; "float": NCHW RGB float32 [-1, 1]
+    precision: str = "fp32"        # "fp32" | "fp16"
+    dynamic_hw: bool = True
+    size_multiple: int = 4
+    source_sha256: str = ""
+    step: int = 0
+
+    def to_metadata(self) -> dict[str, str]:
+        return {PREFIX + k: _encode(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_metadata(cls, props: dict[str, str]) -> "ModelInfo":
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = props.get(PREFIX + f.name)
+            if raw is not None:
+                values[f.name] = _decode(raw, f.type)
+        return cls(**values)
+
+
+def _encode(value: Any) -> str:
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+
+def _decode(raw: str, type_name: Any) -> Any:
+    if type_name in (bool, "bool"):
+        return raw.strip().lower() in ("1", "true", "yes")
+    if type_name in (int, "int"):
+        return int(raw)
+    return raw

@@ -1,0 +1,42 @@
+"""The one small interface every inference backend implements.
+
+The runtime hands a backend a batch of frames as OpenCV decodes them (uint8, NHWC, BGR) and
+gets the translated batch back in the same layout; whatever the model's own I/O is (uint8
+graph, float graph, PyTorch module, TensorRT engine), the conversion lives in the backend.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from export.metadata import ModelInfo
+
+
+class BackendError(RuntimeError):
+    """A model that cannot run on this backend; the message names the file and the fix."""
+
+
+class Backend(ABC):
+    name: str = "base"
+
+    def __init__(self, info: ModelInfo):
+        self.info = info
+
+    @property
+    @abstractmethod
+    def device(self) -> str:
+        """Human-readable device, e.g. 'CPU (2 threads)' or 'NVIDIA H100 80GB HBM3 (sm_90)'."""
+
+    @abstractmethod
+    def infer(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 BGR -> (N, H, W, 3) uint8 BGR. H, W already satisfy the model's size policy."""
+
+    def close(self) -> None:
+        """Release device memory and sessions; safe to call twice."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

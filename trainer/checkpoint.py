@@ -1,0 +1,181 @@
+"""Checkpoints in the official NICE-GAN layout.
+
+A checkpoint is a plain dict: `gen2B`, `gen2A`, `disA`, `disB` (state_dicts), `G_optimizer`,
+`D_optimizer` (optimizer state_dicts) and `start_iter` (int), exactly as the official
+`NICE.py` writes `*_params_latest.pt`. Ours add `config` (plain dict) and `train_state`
+(schedule position, RNG state) and nothing else, so the official code loads them too.
+
+Files are untrusted input: they are read with `torch.load(weights_only=True)`, which never
+unpickles arbitrary objects.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.networks import Discriminator, ResnetGenerator
+
+NET_NAMES = ("gen2B", "gen2A", "disA", "disB")
+# thop's profile() leaves these buffers behind; old official checkpoints carry them (NICE-GAN #4).
+_PROFILER_KEYS = ("total_ops", "total_params")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class NiceConfig:
+    img_size: int = 256
+    ch: int = 64
+    n_res: int = 6
+    n_dis: int = 7
+    light: bool = True
+    img_ch: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "NiceConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class NiceNetworks:
+    config: NiceConfig
+    gen2B: ResnetGenerator
+    gen2A: ResnetGenerator
+    disA: Discriminator
+    disB: Discriminator
+
+    def as_dict(self) -> dict[str, torch.nn.Module]:
+        return {name: getattr(self, name) for name in NET_NAMES}
+
+    def encoder_and_generator(self, direction: str) -> tuple[Discriminator, ResnetGenerator]:
+        """The deployed path: the source domain's discriminator-encoder and the generator."""
+        if direction == "a2b":
+            return self.disA, self.gen2B
+        if direction == "b2a":
+            return self.disB, self.gen2A
+        raise ValueError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
+
+
+def build_networks(config: NiceConfig) -> NiceNetworks:
+    def generator() -> ResnetGenerator:
+        return ResnetGenerator(config.img_ch, config.img_ch, config.ch, config.n_res, config.img_size, config.light)
+
+    def discriminator() -> Discriminator:
+        return Discriminator(config.img_ch, config.ch, config.n_dis)
+
+    return NiceNetworks(config, generator(), generator(), discriminator(), discriminator())
+
+
+def strip_profiler_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if not k.endswith(_PROFILER_KEYS)}
+
+
+def infer_config(ckpt: dict[str, Any], default_img_size: int = 256) -> NiceConfig:
+    """Recover the architecture from tensor shapes (official checkpoints store no config).
+
+    A light generator's shapes do not depend on img_size; the stored `config` wins when
+    present, else `default_img_size` (the official default, 256) is assumed.
+    """
+    gen, dis = ckpt["gen2B"], ckpt["disA"]
+    last = gen["UpBlock2.17.weight"]
+    img_ch, ch = int(last.shape[0]), int(last.shape[1])
+    n_res = sum(1 for k in gen if k.startswith("UpBlock1_") and k.endswith(".conv1.weight"))
+    global_out = int(dis["Dis1_1.1.weight_orig"].shape[0])
+    n_dis = int(round(math.log2(global_out / ch))) + 2
+    fc_in = int(gen["FC.0.weight"].shape[1])
+    light = fc_in == ch * 4
+    stored = ckpt.get("config") or {}
+    if light:
+        img_size = int(stored.get("img_size", default_img_size))
+    else:
+        img_size = 4 * int(round(math.sqrt(fc_in / (ch * 4))))
+    return NiceConfig(img_size=img_size, ch=ch, n_res=n_res, n_dis=n_dis, light=light, img_ch=img_ch)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint dict safely (weights_only) and check it has the official layout."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file; pass the path of a .pt file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(
+            f"{path}: not a loadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "re-save it with torch.save or pick another file") from exc
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: expected a dict of state_dicts, found {type(ckpt).__name__}")
+    missing = [n for n in ("gen2B", "gen2A", "disA", "disB") if n not in ckpt]
+    if missing:
+        raise CheckpointError(
+            f"{path}: not a NICE-GAN checkpoint (missing {', '.join(missing)}); "
+            "expected the official *_params_latest.pt layout or one written by `nicegan train`")
+    for name in NET_NAMES:
+        ckpt[name] = strip_profiler_keys(ckpt[name])
+    return ckpt
+
+
+def load_networks(path: str | os.PathLike, default_img_size: int = 256) -> tuple[NiceNetworks, dict[str, Any]]:
+    """Networks (eval mode, CPU) and the raw checkpoint dict from an official or project file."""
+    ckpt = read_checkpoint(path)
+    config = infer_config(ckpt, default_img_size)
+    nets = build_networks(config)
+    for name, module in nets.as_dict().items():
+        try:
+            module.load_state_dict(ckpt[name], strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: {name} does not match the inferred architecture {config}: "
+                                  f"{str(exc).splitlines()[0][:300]}") from exc
+        module.eval()
+    return nets, ckpt
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """Write to a temp file in the target folder, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_dict(nets: NiceNetworks, g_optimizer: torch.optim.Optimizer | None,
+                    d_optimizer: torch.optim.Optimizer | None, step: int,
+                    train_state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The official layout plus `config` (and `train_state` when training)."""
+    ckpt: dict[str, Any] = {name: module.state_dict() for name, module in nets.as_dict().items()}
+    ckpt["G_optimizer"] = g_optimizer.state_dict() if g_optimizer is not None else {}
+    ckpt["D_optimizer"] = d_optimizer.state_dict() if d_optimizer is not None else {}
+    ckpt["start_iter"] = int(step)
+    ckpt["config"] = nets.config.to_dict()
+    if train_state is not None:
+        ckpt["train_state"] = train_state
+    return ckpt
