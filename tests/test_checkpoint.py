@@ -1,0 +1,114 @@
+"""Official checkpoints load with no conversion and ours keep the official layout."""
+from __future__ import annotations
+
+import itertools
+import pickle
+
+import pytest
+import torch
+
+from nicegan_testutils import TINY, TINY_FULL, make_trained_like
+from trainer.checkpoint import (
+    CheckpointError, NiceConfig, atomic_torch_save, build_networks, checkpoint_dict, infer_config, load_networks,
+)
+
+OFFICIAL_KEYS = {"gen2B", "gen2A", "disA", "disB", "G_optimizer", "D_optimizer", "start_iter"}
+
+
+def official_style_checkpoint(nets, step: int = 5000) -> dict:
+    """What the official NICE.py `save_path` writes: state_dicts, both Adam states, start_iter."""
+    g_optim = torch.optim.Adam(itertools.chain(nets.gen2B.parameters(), nets.gen2A.parameters()),
+                               lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
+    d_optim = torch.optim.Adam(itertools.chain(nets.disA.parameters(), nets.disB.parameters()),
+                               lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
+    return {"gen2B": nets.gen2B.state_dict(), "gen2A": nets.gen2A.state_dict(),
+            "disA": nets.disA.state_dict(), "disB": nets.disB.state_dict(),
+            "D_optimizer": d_optim.state_dict(), "G_optimizer": g_optim.state_dict(), "start_iter": step}
+
+
+@pytest.mark.parametrize("config", [TINY, TINY_FULL], ids=["light", "full"])
+def test_official_checkpoint_loads_with_weights_only_and_infers_config(tmp_path, config):
+    nets = make_trained_like(config)
+    ckpt = official_style_checkpoint(nets)
+    ckpt["disA"]["total_ops"] = torch.zeros(1)  # left behind by old thop versions (NICE-GAN #4)
+    ckpt["gen2B"]["UpBlock0.total_params"] = torch.zeros(1)
+    path = tmp_path / "cat2dog_params_latest.pt"
+    torch.save(ckpt, path)  # plain torch.save, as the official code does
+
+    loaded, raw = load_networks(path, default_img_size=config.img_size)
+    assert loaded.config == config
+    assert raw["start_iter"] == 5000
+    for name, module in loaded.as_dict().items():
+        assert not module.training
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(value, getattr(nets, name).state_dict()[key], rtol=0, atol=0)
+
+
+def test_light_img_size_defaults_to_official_256_without_config():
+    ckpt = official_style_checkpoint(make_trained_like(TINY))
+    assert infer_config(ckpt).img_size == 256
+    assert infer_config({**ckpt, "config": {"img_size": 96}}).img_size == 96
+
+
+def test_inferred_depths_for_non_default_architecture():
+    config = NiceConfig(img_size=32, ch=4, n_res=3, n_dis=8, light=False)
+    nets = build_networks(config)
+    assert infer_config(official_style_checkpoint(nets)) == config
+
+
+def test_project_checkpoint_is_official_layout_plus_config(tmp_path):
+    nets = make_trained_like(TINY)
+    g_optim = torch.optim.Adam(itertools.chain(nets.gen2B.parameters(), nets.gen2A.parameters()))
+    d_optim = torch.optim.Adam(itertools.chain(nets.disA.parameters(), nets.disB.parameters()))
+    path = tmp_path / "latest.pt"
+    atomic_torch_save(checkpoint_dict(nets, g_optim, d_optim, 42), path)
+
+    raw = torch.load(path, weights_only=True)
+    assert set(raw) == OFFICIAL_KEYS | {"config"}
+    assert raw["config"] == TINY.to_dict()
+    fresh = build_networks(TINY)  # the official classes' names: strict loading is the compatibility test
+    for name, module in fresh.as_dict().items():
+        module.load_state_dict(raw[name], strict=True)
+    assert [f.name for f in tmp_path.iterdir()] == ["latest.pt"]
+
+
+def test_atomic_save_failure_keeps_previous_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "latest.pt"
+    atomic_torch_save({"step": 1}, path)
+    with pytest.raises(Exception):
+        atomic_torch_save({"bad": lambda: None}, path)  # lambdas cannot be pickled
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert [f.name for f in tmp_path.iterdir()] == ["latest.pt"]
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such checkpoint file"),
+    (b"\x00garbage" * 10, "not a loadable checkpoint"),
+    ({"model": {}}, "not a NICE-GAN checkpoint"),
+    ("pickle", "not a loadable checkpoint"),
+])
+def test_bad_checkpoints_fail_with_one_clear_line_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "bad.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "pickle":
+        path.write_bytes(pickle.dumps({"gen2B": Evil()}))  # weights_only must refuse arbitrary objects
+    elif content is not None:
+        torch.save(content, path)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_networks(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_architecture_mismatch_is_reported(tmp_path):
+    ckpt = official_style_checkpoint(make_trained_like(TINY))
+    del ckpt["gen2B"]["gamma.weight"]
+    path = tmp_path / "broken.pt"
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="gen2B does not match"):
+        load_networks(path)
