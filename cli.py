@@ -14,6 +14,59 @@ def cli() -> None:
 # --- training -----------------------------------------------------------------------------
 
 
+@cli.command("train")
+@click.argument("data_root", type=click.Path(file_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Run folder: latest.pt, checkpoints/, samples/, log.csv, config.json.")
+@click.option("--img-size", default=256, show_default=True, help="Training crop size (multiple of 4).")
+@click.option("--ch", default=64, show_default=True, help="Base channel count.")
+@click.option("--n-res", default=6, show_default=True, help="Residual blocks in each generator.")
+@click.option("--n-dis", default=7, show_default=True, help="Discriminator depth (>= 6).")
+@click.option("--light/--full", default=True, show_default=True, help="Light generator (the paper's model).")
+@click.option("--iters", default=300_000, show_default=True, help="Total iterations; lr decays linearly over the second half.")
+@click.option("--batch-size", default=1, show_default=True)
+@click.option("--lr", default=1e-4, show_default=True)
+@click.option("--adv-weight", default=1.0, show_default=True)
+@click.option("--cycle-weight", default=10.0, show_default=True)
+@click.option("--recon-weight", default=10.0, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--workers", default=2, show_default=True, help="DataLoader worker processes per domain.")
+@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0: torch's default).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
+              help="Mixed precision (fp16 needs CUDA; bf16 works on CPU and recent GPUs).")
+@click.option("--channels-last", is_flag=True, help="channels_last memory format (faster on tensor-core GPUs).")
+@click.option("--sample-every", default=1000, show_default=True, help="Write samples/A2B_*.png and B2A_*.png.")
+@click.option("--n-samples", default=4, show_default=True, help="Fixed test images per sample grid (0: none).")
+@click.option("--save-every", default=1000, show_default=True, help="Write latest.pt every N steps.")
+@click.option("--snapshot-every", default=50_000, show_default=True,
+              help="Keep checkpoints/params_NNNNNNN.pt every N steps (0: never).")
+@click.option("--log-every", default=10, show_default=True, help="Average losses over N steps into log.csv.")
+@click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[FILE]",
+              help="Continue RUN_DIR/latest.pt, or FILE (ours or an official *_params_latest.pt). "
+                   "Options not given again are taken from the resumed run.")
+@click.pass_context
+def train_command(ctx: click.Context, data_root: str, out: str, **kwargs) -> None:
+    """Train NICE-GAN on DATA_ROOT/{trainA,trainB,testA,testB}. Multi-GPU: torchrun --nproc_per_node=N
+    $(which nicegan) train ..."""
+    from trainer.checkpoint import CheckpointError
+    from trainer.data import DataError
+    from trainer.loop import TrainError, TrainOptions, train
+    explicit = {name for name in kwargs if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    try:
+        result = train(TrainOptions(data_root=data_root, out=out, **kwargs), explicit)
+    except (TrainError, DataError, CheckpointError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        raise click.ClickException("aborted by a second Ctrl-C; the last saved latest.pt is intact") from None
+    if result.checkpoint is not None:  # rank 0 only
+        state = "Interrupted" if result.interrupted else "Done"
+        click.echo(f"{state} at step {result.step}: {result.checkpoint}"
+                   + ("; continue with --resume" if result.interrupted else ""))
+    if result.interrupted:
+        ctx.exit(130)
+
+
 # --- export -------------------------------------------------------------------------------
 
 

@@ -1,0 +1,188 @@
+"""Unpaired image folders (DATA_ROOT/{trainA,trainB,testA,testB}) and the official transforms.
+
+Train: random horizontal flip, square resize to img_size+30, random crop img_size, to [-1, 1].
+Test: square resize to img_size, to [-1, 1]. Implemented with PIL and torch (no torchvision);
+PIL's bilinear resize antialiases like torchvision's PIL path.
+
+Unreadable files never stop a run: the dataset returns their path instead of a tensor, the
+collate function sets them aside, and `InfiniteBatches` (main process) reports each one once
+and refills the batch from the next files.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+SPLITS = ("trainA", "trainB", "testA", "testB")
+LAYOUT_HINT = "expected DATA_ROOT/trainA, trainB, testA, testB (folders of .jpg/.png/... images, searched recursively)"
+CROP_MARGIN = 30  # official: resize to img_size+30, then random crop img_size
+
+
+class DataError(ValueError):
+    """A data folder that cannot be used; the message names the folder and the expected layout."""
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files under `folder`, recursively, sorted (stable order for fixed sample images)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; {LAYOUT_HINT}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise DataError(f"{folder}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))}); {LAYOUT_HINT}")
+    return files
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float CHW in [-1, 1], computed as torchvision's ToTensor + Normalize(0.5, 0.5)."""
+    array = np.asarray(image, dtype=np.uint8)
+    tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255)
+    return tensor.sub_(0.5).div_(0.5)
+
+
+def train_transform(img_size: int) -> Callable[[Image.Image], torch.Tensor]:
+    """Flip, square resize to img_size+30, random crop; randomness from torch (seeded per worker)."""
+    load_size = img_size + CROP_MARGIN
+
+    def transform(image: Image.Image) -> torch.Tensor:
+        if torch.rand(()) < 0.5:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        image = image.resize((load_size, load_size), Image.Resampling.BILINEAR)
+        top, left = torch.randint(0, load_size - img_size + 1, (2,)).tolist()
+        return to_tensor(image.crop((left, top, left + img_size, top + img_size)))
+
+    return transform
+
+
+def test_transform(img_size: int) -> Callable[[Image.Image], torch.Tensor]:
+    def transform(image: Image.Image) -> torch.Tensor:
+        return to_tensor(image.resize((img_size, img_size), Image.Resampling.BILINEAR))
+
+    return transform
+
+
+class ImageFolderDataset(Dataset):
+    """Images of one folder; an unreadable file yields its path (str) instead of a tensor."""
+
+    def __init__(self, folder: str | os.PathLike, transform: Callable[[Image.Image], torch.Tensor]):
+        self.folder = Path(folder)
+        self.files = list_images(folder)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor | str:
+        path = self.files[index]
+        try:
+            with Image.open(path) as image:
+                rgb = image.convert("RGB")
+        except Exception:  # PIL raises many types for truncated/corrupt/foreign files
+            return str(path)
+        return self.transform(rgb)
+
+
+def collate_readable(items: Sequence[torch.Tensor | str]) -> tuple[torch.Tensor | None, list[str]]:
+    """(batch of the readable images or None, paths of the unreadable ones)."""
+    images = [x for x in items if isinstance(x, torch.Tensor)]
+    bad = [x for x in items if isinstance(x, str)]
+    return (torch.stack(images) if images else None), bad
+
+
+def report_unreadable(path: str) -> None:
+    print(f"warning: skipping unreadable image {path} (corrupt or not an image; remove or replace it)",
+          file=sys.stderr, flush=True)
+
+
+class InfiniteBatches:
+    """Endless batches of one domain: the loader is re-iterated when exhausted (no epochs).
+
+    Every pass uses a new shuffle (`DistributedSampler.set_epoch`), which also splits the data
+    between ranks under DDP (with one process it is a plain seeded shuffle).
+    """
+
+    def __init__(self, dataset: ImageFolderDataset, batch_size: int, workers: int, seed: int,
+                 rank: int = 0, world_size: int = 1, pin_memory: bool = False, passes: int = 0,
+                 worker_init_fn: Callable[[int], None] | None = None):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
+                                 collate_fn=collate_readable, pin_memory=pin_memory,
+                                 persistent_workers=workers > 0, worker_init_fn=worker_init_fn)
+        self.passes = passes
+        self.reported: set[str] = set()
+        self._iter: Iterator | None = None
+        self._readable_in_pass = 0
+
+    def _next_images(self) -> torch.Tensor | None:
+        """The readable images of the next loader batch; None when a pass just ended."""
+        if self._iter is None:
+            self.sampler.set_epoch(self.passes)
+            self._iter = iter(self.loader)
+            self._readable_in_pass = 0
+        try:
+            images, bad = next(self._iter)
+        except StopIteration:
+            if self._readable_in_pass == 0:
+                raise DataError(f"{self.dataset.folder}: none of its {len(self.dataset)} images is readable; "
+                                f"{LAYOUT_HINT}") from None
+            self.passes += 1
+            self._iter = None
+            return None
+        for path in bad:
+            if path not in self.reported:
+                self.reported.add(path)
+                report_unreadable(path)
+        if images is not None:
+            self._readable_in_pass += images.shape[0]
+        return images
+
+    def __next__(self) -> torch.Tensor:
+        parts: list[torch.Tensor] = []
+        count = 0
+        while count < self.batch_size:
+            images = self._next_images()
+            if images is not None:
+                parts.append(images)
+                count += images.shape[0]
+        batch = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return batch[: self.batch_size]
+
+    def __iter__(self) -> "InfiniteBatches":
+        return self
+
+
+def fixed_test_images(folder: str | os.PathLike, img_size: int, count: int) -> torch.Tensor:
+    """The first `count` readable test images (sorted names), for sample grids that stay comparable."""
+    dataset = ImageFolderDataset(folder, test_transform(img_size))
+    images = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        if isinstance(item, torch.Tensor):
+            images.append(item)
+            if len(images) == count:
+                break
+    if not images:
+        raise DataError(f"{folder}: none of its images is readable; {LAYOUT_HINT}")
+    return torch.stack(images)
+
+
+def check_layout(data_root: str | os.PathLike) -> dict[str, Path]:
+    """The four split folders, after checking they exist (each dataset checks it holds images)."""
+    root = Path(data_root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such data folder; {LAYOUT_HINT}")
+    folders = {split: root / split for split in SPLITS}
+    for folder in folders.values():
+        if not folder.is_dir():
+            raise DataError(f"{folder}: no such folder; {LAYOUT_HINT}")
+    return folders

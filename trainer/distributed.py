@@ -1,0 +1,86 @@
+"""Multi-process data-parallel training under torchrun, without DistributedDataParallel.
+
+Why not DDP: each discriminator runs four times per iteration (twice with frozen parameters),
+each generator four times, and the spectral-norm hooks rewrite `weight` and `u/v` on every
+train-mode forward. DDP's reducer expects one forward/backward per module per step and rejects
+or mis-handles that without `static_graph`/`find_unused_parameters` tuning. Explicit
+synchronisation is simpler and exact:
+- at start, rank 0 broadcasts every parameter and buffer (including spectral-norm u/v);
+- before each optimizer step, the gradients are averaged with one all_reduce of a flat buffer.
+Replicas then hold identical weights, so the data-independent spectral-norm power iterations
+also stay identical on every rank, step after step.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env(device: torch.device) -> DistContext:
+    """Join the process group torchrun describes in the environment (nccl on CUDA, gloo on CPU)."""
+    if not launched_by_torchrun():
+        return DistContext()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def broadcast_state(modules: Iterable[torch.nn.Module], src: int = 0) -> None:
+    """Make every rank start from rank `src`'s parameters and buffers."""
+    with torch.no_grad():
+        for module in modules:
+            for tensor in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(tensor.data, src)
+
+
+def average_gradients(params: Iterable[torch.nn.Parameter], world_size: int) -> None:
+    """Replace each grad by its mean over the ranks (one all_reduce of a flattened buffer).
+
+    A missing grad counts as zeros so every rank flattens the same layout.
+    """
+    params = list(params)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat.div_(world_size)
+    offset = 0
+    for p, grad in zip(params, grads):
+        count = p.numel()
+        grad.copy_(flat[offset:offset + count].view_as(grad))
+        p.grad = grad
+        offset += count
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when `flag` is true on at least one (so all ranks stop at the same step)."""
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def shutdown(context: DistContext) -> None:
+    if context.enabled and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,503 @@
+"""NICE-GAN training: the official D step and G step (alpc91/NICE-GAN-pytorch `NICE.py`),
+without its wasted work, resumable, with AMP and multi-process data parallelism.
+
+Same maths as the official loop:
+- decoupled training: the encoders live inside disA/disB and only the D optimizer updates them;
+- every discriminator forward of the official step is kept, in train mode, because each one
+  runs a spectral-norm power iteration that the next step depends on;
+- Adam (lr 1e-4, betas (0.5, 0.999), L2 weight decay 1e-4), constant lr then linear decay to 0.
+Less work: the generator forward of the D step and the real-image encodings of the G step run
+without autograd (nothing differentiates through them), and D parameters are frozen during the
+G step so its backward computes no discriminator gradients.
+"""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
+from itertools import chain
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from trainer import distributed as ddp
+from trainer.checkpoint import (NiceConfig, NiceNetworks, atomic_torch_save, build_networks, checkpoint_dict,
+                                infer_config, read_checkpoint)
+from trainer.data import ImageFolderDataset, InfiniteBatches, check_layout, fixed_test_images, train_transform
+from trainer.losses import LossWeights, discriminator_domain_loss, generator_adversarial_loss, l1
+from trainer.runlog import RunLog
+from trainer.samples import translation_columns, write_image_atomic
+
+ADAM_BETAS = (0.5, 0.999)
+WEIGHT_DECAY = 1e-4
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+ARCH_FIELDS = ("img_size", "ch", "n_res", "n_dis", "light")
+# Where and how to run, never taken from a resumed run's saved options.
+SESSION_FIELDS = ("data_root", "out", "resume", "device", "workers", "threads")
+LATEST = "latest"
+
+
+class TrainError(ValueError):
+    """A training setup that cannot run; the message says what to change."""
+
+
+@dataclass
+class TrainOptions:
+    data_root: str
+    out: str
+    img_size: int = 256
+    ch: int = 64
+    n_res: int = 6
+    n_dis: int = 7
+    light: bool = True
+    iters: int = 300_000
+    batch_size: int = 1
+    lr: float = 1e-4
+    adv_weight: float = 1.0
+    cycle_weight: float = 10.0
+    recon_weight: float = 10.0
+    seed: int = 0
+    workers: int = 2
+    amp: str = "off"
+    channels_last: bool = False
+    device: str = "auto"
+    threads: int = 0
+    sample_every: int = 1000
+    save_every: int = 1000
+    snapshot_every: int = 50_000
+    log_every: int = 10
+    n_samples: int = 4
+    resume: str | None = None  # None, LATEST (RUN_DIR/latest.pt) or a checkpoint path
+
+    def config(self) -> NiceConfig:
+        return NiceConfig(img_size=self.img_size, ch=self.ch, n_res=self.n_res, n_dis=self.n_dis, light=self.light)
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(adv=self.adv_weight, cycle=self.cycle_weight, recon=self.recon_weight)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    interrupted: bool = False
+    checkpoint: Path | None = None
+    samples: list[Path] = field(default_factory=list)
+
+
+# --- the maths ------------------------------------------------------------------------------
+
+
+def learning_rate(step: int, iters: int, base_lr: float) -> float:
+    """lr for 1-based `step`: base_lr for the first half, then linear to 0 at `iters`.
+
+    The official decay (lr -= base_lr / (iters // 2) at every step past the half) written as a
+    pure function of the step, so a resumed run cannot decay twice and never goes negative.
+    """
+    half = iters // 2
+    if half == 0 or step <= half:
+        return base_lr
+    return base_lr * max(0.0, 1.0 - (step - half) / half)
+
+
+def make_optimizers(nets: NiceNetworks, lr: float) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """(G_optim, D_optim) over the official parameter partition and order; D owns the encoders."""
+    g_optim = torch.optim.Adam(chain(nets.gen2B.parameters(), nets.gen2A.parameters()),
+                               lr=lr, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY)
+    d_optim = torch.optim.Adam(chain(nets.disA.parameters(), nets.disB.parameters()),
+                               lr=lr, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY)
+    return g_optim, d_optim
+
+
+def set_learning_rate(optimizers: Iterable[torch.optim.Optimizer], lr: float) -> None:
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+
+@contextmanager
+def frozen(params: list[torch.nn.Parameter]) -> Iterator[None]:
+    """Parameters excluded from autograd: gradients flow through the modules but not into them."""
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+class TrainStep:
+    """One NICE-GAN iteration: D step then G step, each followed by its optimizer step.
+
+    `grad_sync(params)` (multi-process) runs between backward and optimizer step.
+    """
+
+    def __init__(self, nets: NiceNetworks, g_optim: torch.optim.Optimizer, d_optim: torch.optim.Optimizer,
+                 weights: LossWeights = LossWeights(), amp: str = "off", device: torch.device | str = "cpu",
+                 grad_sync: Callable[[list[torch.nn.Parameter]], None] | None = None):
+        if amp not in AMP_DTYPES:
+            raise TrainError(f"--amp must be one of {', '.join(AMP_DTYPES)} (got {amp!r})")
+        self.nets, self.g_optim, self.d_optim, self.weights = nets, g_optim, d_optim, weights
+        self.device = torch.device(device)
+        self.amp_dtype = AMP_DTYPES[amp]
+        # fp16 needs loss scaling; one scaler per optimizer because the two losses are independent.
+        self.d_scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
+        self.g_scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
+        self.grad_sync = grad_sync
+        self.d_params = list(chain(nets.disA.parameters(), nets.disB.parameters()))
+        self.g_params = list(chain(nets.gen2B.parameters(), nets.gen2A.parameters()))
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               params: list[torch.nn.Parameter]) -> None:
+        scaler.scale(loss).backward()  # a disabled scaler returns the loss unchanged
+        if self.grad_sync is not None:
+            self.grad_sync(params)
+        scaler.step(optimizer)
+        scaler.update()
+
+    def discriminator_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        n, w = self.nets, self.weights
+        self.d_optim.zero_grad(set_to_none=True)
+        with self._autocast():
+            real_a_out = n.disA(real_a)
+            real_b_out = n.disB(real_b)
+            with torch.no_grad():  # the official code detaches these fakes: no graph needed at all
+                fake_a2b = n.gen2B(real_a_out[4].detach())
+                fake_b2a = n.gen2A(real_b_out[4].detach())
+            fake_a_out = n.disA(fake_b2a)
+            fake_b_out = n.disB(fake_a2b)
+            d_loss_a = discriminator_domain_loss(real_a_out, fake_a_out, w.adv)
+            d_loss_b = discriminator_domain_loss(real_b_out, fake_b_out, w.adv)
+            d_loss = d_loss_a + d_loss_b
+        self._apply(d_loss, self.d_optim, self.d_scaler, self.d_params)
+        return {"d_loss": d_loss.detach()}
+
+    def generator_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        n, w = self.nets, self.weights
+        self.g_optim.zero_grad(set_to_none=True)
+        with frozen(self.d_params), self._autocast():
+            with torch.no_grad():  # full forwards (heads too) keep the official SN power iterations
+                real_a_z = n.disA(real_a)[4]
+                real_b_z = n.disB(real_b)[4]
+            fake_a2b = n.gen2B(real_a_z)
+            fake_b2a = n.gen2A(real_b_z)
+            fake_a_out = n.disA(fake_b2a)
+            fake_b_out = n.disB(fake_a2b)
+            fake_b2a2b = n.gen2B(fake_a_out[4])  # cycle through the target domain's encoder
+            fake_a2b2a = n.gen2A(fake_b_out[4])
+            fake_a2a = n.gen2A(real_a_z)  # recon: source encoder, other generator
+            fake_b2b = n.gen2B(real_b_z)
+            adv_a, adv_b = generator_adversarial_loss(fake_a_out), generator_adversarial_loss(fake_b_out)
+            cycle_a, cycle_b = l1(fake_a2b2a, real_a), l1(fake_b2a2b, real_b)
+            recon_a, recon_b = l1(fake_a2a, real_a), l1(fake_b2b, real_b)
+            g_loss_a = w.adv * adv_a + w.cycle * cycle_a + w.recon * recon_a
+            g_loss_b = w.adv * adv_b + w.cycle * cycle_b + w.recon * recon_b
+            g_loss = g_loss_a + g_loss_b
+            self._apply(g_loss, self.g_optim, self.g_scaler, self.g_params)
+        return {"g_loss": g_loss.detach(), "g_adv": (adv_a + adv_b).detach(),
+                "g_cycle": (cycle_a + cycle_b).detach(), "g_recon": (recon_a + recon_b).detach()}
+
+    def __call__(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        for module in self.nets.as_dict().values():
+            module.train()
+        return {**self.discriminator_step(real_a, real_b), **self.generator_step(real_a, real_b)}
+
+
+# --- state that survives a restart ---------------------------------------------------------
+
+
+def rng_state() -> dict[str, Any]:
+    """torch, numpy, python (and CUDA) RNG states as tensors/tuples that weights_only loading accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
+             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_resume_path(options: TrainOptions) -> Path | None:
+    if options.resume is None:
+        return None
+    path = Path(options.out) / "latest.pt" if options.resume == LATEST else Path(options.resume)
+    if not path.is_file():
+        raise TrainError(f"{path}: no checkpoint to resume from; run without --resume to start a new run")
+    return path
+
+
+def merge_resumed_options(options: TrainOptions, explicit: Iterable[str], saved: dict[str, Any]) -> TrainOptions:
+    """Options of a resumed run: those saved with it, except the ones given on this command line."""
+    explicit = set(explicit) | set(SESSION_FIELDS)
+    known = {f.name for f in fields(TrainOptions)}
+    restored = {k: v for k, v in saved.items() if k in known and k not in explicit}
+    return replace(options, **restored)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def use_local_device(device: torch.device, context: ddp.DistContext) -> torch.device:
+    """Under torchrun each process takes the GPU of its LOCAL_RANK."""
+    if device.type != "cuda":
+        return device
+    if context.enabled:
+        device = torch.device("cuda", context.local_rank)
+    torch.cuda.set_device(device)
+    torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+    return device
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+class StopRequest:
+    """First Ctrl-C asks the loop to stop after the current step (a consistent checkpoint);
+    a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write("Ctrl-C: stopping after this step and saving latest.pt (press again to abort at once)")
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _ignore_sigint_in_worker(_: int) -> None:
+    # Ctrl-C reaches the whole process group; workers keep serving so the main process can save.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class Trainer:
+    """Owns the networks, optimizers, data streams and outputs of one run directory."""
+
+    def __init__(self, options: TrainOptions, explicit: Iterable[str] = ()):
+        device = resolve_device(options.device)
+        self.context = ddp.init_from_env(device)
+        self.device = use_local_device(device, self.context)
+        if options.threads > 0:
+            torch.set_num_threads(options.threads)
+        self.run_dir = Path(options.out)
+        resume_path = resolve_resume_path(options)
+        if resume_path is None and (self.run_dir / "latest.pt").exists():
+            raise TrainError(f"{self.run_dir}: already holds a run (latest.pt); add --resume to continue it "
+                             "or choose another --out")
+        ckpt = read_checkpoint(resume_path) if resume_path else None
+        train_state = (ckpt or {}).get("train_state") or {}
+        if ckpt is not None:
+            options = merge_resumed_options(options, explicit, train_state.get("options", {}))
+            options = replace(options, **{k: getattr(infer_config(ckpt, options.img_size), k) for k in ARCH_FIELDS})
+        self.options = options
+        self._check_options()
+        self.step = int(ckpt["start_iter"]) if ckpt else 0
+        seed_everything(options.seed)
+        self.nets = build_networks(options.config())
+        self.memory_format = torch.channels_last if options.channels_last else torch.preserve_format
+        for module in self.nets.as_dict().values():
+            module.to(self.device, memory_format=self.memory_format)
+        self.g_optim, self.d_optim = make_optimizers(self.nets, options.lr)
+        self.train_step = TrainStep(self.nets, self.g_optim, self.d_optim, options.loss_weights(), options.amp,
+                                    self.device, self._average_gradients if self.context.enabled else None)
+        if ckpt is not None:
+            self._load(ckpt, train_state)
+        if self.context.enabled:
+            ddp.broadcast_state(self.nets.as_dict().values())
+            if self.context.rank > 0:  # distinct augmentation streams per rank
+                torch.manual_seed(options.seed + 7919 * self.context.rank + self.step)
+        self._make_data(train_state.get("data_passes", {}))
+
+    def _check_options(self) -> None:
+        o = self.options
+        if o.img_size % 4 or o.img_size < 2 ** (o.n_dis - 1):
+            raise TrainError(f"--img-size {o.img_size}: must be a multiple of 4 and at least {2 ** (o.n_dis - 1)} "
+                             f"for --n-dis {o.n_dis}")
+        for name in ("iters", "batch_size", "save_every", "sample_every", "log_every"):
+            if getattr(o, name) < 1:
+                raise TrainError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(o, name)})")
+        if o.amp not in AMP_DTYPES:
+            raise TrainError(f"--amp must be one of {', '.join(AMP_DTYPES)} (got {o.amp!r})")
+        if o.amp == "fp16" and self.device.type == "cpu":
+            raise TrainError("--amp fp16 needs a CUDA device; use --amp bf16 on CPU")
+
+    def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        ddp.average_gradients(params, self.context.world_size)
+
+    def _load(self, ckpt: dict[str, Any], train_state: dict[str, Any]) -> None:
+        for name, module in self.nets.as_dict().items():
+            module.load_state_dict(ckpt[name])
+        for key, optimizer in (("G_optimizer", self.g_optim), ("D_optimizer", self.d_optim)):
+            if ckpt.get(key):
+                optimizer.load_state_dict(ckpt[key])
+        if "rng" in train_state:
+            restore_rng_state(train_state["rng"])
+        for key, scaler in (("d_scaler", self.train_step.d_scaler), ("g_scaler", self.train_step.g_scaler)):
+            if train_state.get(key) and scaler.is_enabled():
+                scaler.load_state_dict(train_state[key])
+
+    def _make_data(self, passes: dict[str, int]) -> None:
+        o, c = self.options, self.context
+        folders = check_layout(o.data_root)
+        transform = train_transform(o.img_size)
+        self.batches = {
+            domain: InfiniteBatches(ImageFolderDataset(folders[f"train{domain}"], transform), o.batch_size,
+                                    o.workers, o.seed, c.rank, c.world_size, self.device.type == "cuda",
+                                    passes.get(domain, 0), worker_init_fn=_ignore_sigint_in_worker)
+            for domain in ("A", "B")}
+        self.sample_images = {}
+        if c.is_main and o.n_samples > 0:
+            self.sample_images = {domain: fixed_test_images(folders[f"test{domain}"], o.img_size, o.n_samples)
+                                  .to(self.device) for domain in ("A", "B")}
+
+    # --- outputs (rank 0 only) ---
+
+    def train_state(self) -> dict[str, Any]:
+        state = {"step": self.step, "rng": rng_state(), "options": asdict(self.options),
+                 "data_passes": {d: b.passes for d, b in self.batches.items()}}
+        for key, scaler in (("d_scaler", self.train_step.d_scaler), ("g_scaler", self.train_step.g_scaler)):
+            if scaler.is_enabled():
+                state[key] = scaler.state_dict()
+        return state
+
+    def save(self, path: Path) -> Path:
+        atomic_torch_save(checkpoint_dict(self.nets, self.g_optim, self.d_optim, self.step, self.train_state()), path)
+        return path
+
+    def write_samples(self) -> list[Path]:
+        n = self.nets
+        for module in n.as_dict().values():
+            module.eval()
+        paths = []
+        for name, (src_dis, to_tgt, tgt_dis, to_src), images in (
+                ("A2B", (n.disA, n.gen2B, n.disB, n.gen2A), self.sample_images["A"]),
+                ("B2A", (n.disB, n.gen2A, n.disA, n.gen2B), self.sample_images["B"])):
+            path = self.run_dir / "samples" / f"{name}_{self.step:07d}.png"
+            write_image_atomic(path, translation_columns(src_dis, to_tgt, tgt_dis, to_src,
+                                                         images.to(memory_format=self.memory_format)))
+            paths.append(path)
+        for module in n.as_dict().values():
+            module.train()
+        return paths
+
+    def write_config(self) -> None:
+        config = {"options": asdict(self.options), "network": self.options.config().to_dict(),
+                  "world_size": self.context.world_size, "device": str(self.device),
+                  "torch": torch.__version__, "python": sys.version.split()[0],
+                  "adam": {"betas": ADAM_BETAS, "weight_decay": WEIGHT_DECAY}}
+        tmp = self.run_dir / ".config.json.tmp"
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+        tmp.replace(self.run_dir / "config.json")
+
+    # --- the loop ---
+
+    def _next_batch(self, domain: str) -> torch.Tensor:
+        return next(self.batches[domain]).to(self.device, non_blocking=True, memory_format=self.memory_format)
+
+    def run(self) -> TrainResult:
+        o, main = self.options, self.context.is_main
+        result = TrainResult(self.run_dir, self.step)
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.write_config()
+            log = RunLog(self.run_dir, self.step)
+            params = sum(p.numel() for m in self.nets.as_dict().values() for p in m.parameters())
+            tqdm.write(f"nicegan train: {o.config()} | {params / 1e6:.2f} M params | device {self.device} x "
+                       f"{self.context.world_size} | amp {o.amp} | steps {self.step + 1}..{o.iters} | "
+                       f"out {self.run_dir}")
+        bar = tqdm(total=o.iters, initial=self.step, disable=not main, unit="it", dynamic_ncols=True,
+                   desc="train")
+        sums: dict[str, torch.Tensor] = {}
+        interval_start, interval_steps, started = time.perf_counter(), 0, time.perf_counter()
+        try:
+            with StopRequest() as stop:
+                while self.step < o.iters:
+                    if self.context.enabled:
+                        stop.requested = ddp.any_rank(stop.requested, self.device)
+                    if stop.requested:
+                        result.interrupted = True
+                        break
+                    real_a, real_b = self._next_batch("A"), self._next_batch("B")
+                    lr = learning_rate(self.step + 1, o.iters, o.lr)
+                    set_learning_rate((self.g_optim, self.d_optim), lr)
+                    losses = self.train_step(real_a, real_b)
+                    self.step += 1
+                    interval_steps += 1
+                    bar.update(1)
+                    for k, v in losses.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    if not main:
+                        continue
+                    if self.step % o.log_every == 0 or self.step == o.iters:
+                        now = time.perf_counter()
+                        row = {k: float(v) / interval_steps for k, v in sums.items()}
+                        row.update(step=self.step, lr=lr, it_per_s=interval_steps / (now - interval_start),
+                                   elapsed_s=now - started)
+                        log.write(row)
+                        bar.set_postfix(d_loss=f"{row['d_loss']:.4f}", g_loss=f"{row['g_loss']:.4f}")
+                        sums, interval_start, interval_steps = {}, now, 0
+                    if self.sample_images and (self.step % o.sample_every == 0 or self.step == o.iters):
+                        result.samples = self.write_samples()
+                    if self.step % o.save_every == 0 or self.step == o.iters:
+                        result.checkpoint = self.save(self.run_dir / "latest.pt")
+                    if o.snapshot_every > 0 and self.step % o.snapshot_every == 0:
+                        self.save(self.run_dir / "checkpoints" / f"params_{self.step:07d}.pt")
+                if result.interrupted and main:
+                    result.checkpoint = self.save(self.run_dir / "latest.pt")
+        finally:
+            bar.close()
+            if main:
+                log.close()
+            ddp.shutdown(self.context)
+        result.step = self.step
+        return result
+
+
+def train(options: TrainOptions, explicit: Iterable[str] = ()) -> TrainResult:
+    """Train (or resume) a run; `explicit` names the options given on the command line, which
+    override the saved ones when resuming."""
+    return Trainer(options, explicit).run()
