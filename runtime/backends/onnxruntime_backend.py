@@ -1,0 +1,82 @@
+"""ONNX Runtime backend: CUDA execution provider when present, else CPU."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from export.metadata import PREFIX, ModelInfo
+from runtime.backends.base import Backend, BackendError
+
+
+class ONNXRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, model_path: str | os.PathLike, device: str | None = None, threads: int = 0):
+        path = Path(model_path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self._providers = _providers(device)
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=self._providers)
+        except Exception as exc:  # ORT raises its own exception types for every load failure
+            raise BackendError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]}); "
+                               "re-export it with `nicegan export onnx`") from exc
+        self._input = self.session.get_inputs()[0]
+        super().__init__(_model_info(self.session))
+        self._float_io = self.info.io == "float"
+
+    @property
+    def device(self) -> str:
+        active = self.session.get_providers()[0]
+        if active == "CUDAExecutionProvider":
+            options = self.session.get_provider_options().get(active, {})
+            return f"CUDA:{options.get('device_id', 0)} (ONNX Runtime CUDA provider)"
+        threads = self.session.get_session_options().intra_op_num_threads or os.cpu_count()
+        return f"CPU ({threads} threads)"
+
+    def infer(self, frames: np.ndarray) -> np.ndarray:
+        feed = bgr_to_float(frames) if self._float_io else frames
+        out = self.session.run(None, {self._input.name: feed})[0]
+        return float_to_bgr(out) if self._float_io else out
+
+    def close(self) -> None:
+        self.session = None
+
+
+def bgr_to_float(frames: np.ndarray) -> np.ndarray:
+    """uint8 NHWC BGR -> float32 NCHW RGB in [-1, 1] (the float graph's input)."""
+    rgb = frames[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32)
+    return np.ascontiguousarray(rgb / np.float32(127.5) - np.float32(1.0))
+
+
+def float_to_bgr(images: np.ndarray) -> np.ndarray:
+    """float NCHW RGB in [-1, 1] -> uint8 NHWC BGR, rounded half to even like the uint8 graph."""
+    pixels = np.clip(np.rint((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(pixels[:, ::-1].transpose(0, 2, 3, 1))
+
+
+def _providers(device: str | None) -> list:
+    wants_cpu = device is not None and str(device).lower() == "cpu"
+    if not wants_cpu and "CUDAExecutionProvider" in ort.get_available_providers():
+        device_id = int(str(device).rsplit(":", 1)[-1]) if device and ":" in str(device) else 0
+        return [("CUDAExecutionProvider", {"device_id": device_id}), "CPUExecutionProvider"]
+    if device is not None and str(device).lower().startswith("cuda"):
+        raise BackendError(f"--device {device}: this onnxruntime has no CUDA provider "
+                           "(pip install onnxruntime-gpu)")
+    return ["CPUExecutionProvider"]
+
+
+def _model_info(session: ort.InferenceSession) -> ModelInfo:
+    """ModelInfo from the nicegan.* metadata; graphs exported elsewhere get it from their I/O."""
+    props = session.get_modelmeta().custom_metadata_map
+    if any(key.startswith(PREFIX) for key in props):
+        return ModelInfo.from_metadata(props)
+    graph_input = session.get_inputs()[0]
+    uint8 = graph_input.type == "tensor(uint8)"
+    h, w = (graph_input.shape[1:3] if uint8 else graph_input.shape[2:4])
+    fixed = isinstance(h, int) and isinstance(w, int)
+    return ModelInfo(arch="unknown", io="uint8" if uint8 else "float", light=not fixed,
+                     dynamic_hw=not fixed, img_size=h if fixed else 256)

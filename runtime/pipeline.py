@@ -1,0 +1,306 @@
+"""The translate pipeline: decode -> infer -> encode in three threads with bounded queues.
+
+The decode thread reads frames and fits them to the model (size policy); the calling thread
+batches frames of equal size and runs the backend (so CUDA/TensorRT contexts stay in the thread
+that created them); the encode thread restores each frame to its own size and format and writes
+it, in input order. Queues hold a couple of batches, so memory stays flat however long the input.
+Ctrl-C stops after the current batch: everything inferred so far is written and video files are
+closed properly (kept as NAME.partial.EXT); a rerun resumes where the job stopped.
+"""
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from runtime.backends.base import Backend
+from runtime.frames import FrameError, Placement, SizePolicy, from_bgr8, to_bgr8
+from runtime.sinks import ImageSink, SinkError, VideoSink, open_sink
+from runtime.sources import Decoded, Item, Source, VideoSource, open_source
+
+_END = object()       # end-of-stream marker passed through the queues
+_POLL_S = 0.1         # how often blocked queue operations look at the stop flag
+
+
+@dataclass
+class TranslateOptions:
+    batch_size: int = 4
+    max_size: int | None = None   # light models: downscale so the longest side is at most this
+    suffix: str = ""
+    ext: str | None = None
+    compare: bool = False         # write input | output side by side
+    codec: str | None = None      # video fourcc (mp4v, MJPG, VP80, ...) or "h264" (ffmpeg)
+    audio: str = "copy"           # "copy" (when possible) | "none"
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class StageClock:
+    """Busy time of one stage (queue waits excluded), to show which stage limits throughput."""
+    seconds: float = 0.0
+    frames: int = 0
+
+    def add(self, seconds: float, frames: int) -> None:
+        self.seconds += seconds
+        self.frames += frames
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass
+class TranslateReport:
+    output: str
+    written: int = 0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    wall_s: float = 0.0
+    stages: dict[str, StageClock] = field(
+        default_factory=lambda: {"decode": StageClock(), "infer": StageClock(), "encode": StageClock()})
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted
+
+    def throughput_line(self) -> str:
+        rates = {name: clock.fps for name, clock in self.stages.items() if clock.frames}
+        if not rates:
+            return "throughput: nothing translated"
+        parts = [f"{name} {rate:.1f}" for name, rate in rates.items()]
+        end_to_end = self.written / self.wall_s if self.wall_s > 0 else float("inf")
+        return (f"throughput (frames/s): {' | '.join(parts)} | end-to-end {end_to_end:.1f}"
+                f"  (slowest stage: {min(rates, key=rates.get)})")
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"{self.written} written, {self.skipped} already done (skipped), {len(self.failed)} failed"
+                 f" -> {self.output}", self.throughput_line()]
+        lines += [f"note: {note}" for note in self.notes]
+        if self.failed:
+            lines.append("failed inputs:")
+            lines += [f"  {failure}" for failure in self.failed]
+        if self.interrupted:
+            lines.append("interrupted: rerun the same command to resume")
+        return lines
+
+
+@dataclass
+class _Record:
+    """One frame between the stages."""
+    item: Item
+    original: np.ndarray
+    model_input: np.ndarray
+    placement: Placement
+
+
+def translate(input_spec: str, output_spec: str | None, backend: Backend,
+              options: TranslateOptions | None = None,
+              log: Callable[[str], None] = tqdm.write) -> TranslateReport:
+    """Translate INPUT (file, folder, glob, list, video, camera, URL) into OUTPUT (folder, image,
+    video; None = a default name next to the input) with an opened backend. Prints one line per
+    failed input and the summary through `log`; the caller decides the exit status from `.ok`."""
+    options = options or TranslateOptions()
+    source = open_source(input_spec)
+    try:
+        sink = open_sink(source, output_spec, suffix=options.suffix, ext=options.ext, compare=options.compare,
+                         codec=options.codec, audio=options.audio, overwrite=options.overwrite)
+        report = run_pipeline(source, sink, backend, options, log)
+    finally:
+        source.close()
+    for line in report.summary_lines():
+        log(line)
+    return report
+
+
+def run_pipeline(source: Source, sink: ImageSink | VideoSink, backend: Backend,
+                 options: TranslateOptions, log: Callable[[str], None] = tqdm.write) -> TranslateReport:
+    report = TranslateReport(output=sink.description)
+    if sink.complete():
+        report.skipped = 1
+        report.notes.append(f"{sink.description} exists: nothing to do (--overwrite to redo it)")
+        return report
+    return _Pipeline(source, sink, backend, options, report, log).run()
+
+
+class _Pipeline:
+    def __init__(self, source: Source, sink: ImageSink | VideoSink, backend: Backend,
+                 options: TranslateOptions, report: TranslateReport, log: Callable[[str], None]):
+        self.source, self.sink, self.backend = source, sink, backend
+        self.options, self.report, self.log = options, report, log
+        self.policy = SizePolicy(backend.info, options.max_size)
+        self.live = isinstance(source, VideoSource) and source.live
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        batch = max(1, options.batch_size)
+        self.batch_size = batch
+        self.decoded: queue.Queue = queue.Queue(maxsize=2 * batch)
+        self.encoded: queue.Queue = queue.Queue(maxsize=2)
+        self._count_lock = threading.Lock()
+        self.encoder = threading.Thread(target=self._guarded, args=(self._encode,), name="encode", daemon=True)
+        self.progress = tqdm(total=source.count(), unit="frame" if isinstance(source, VideoSource) else "img",
+                             disable=not options.progress, dynamic_ncols=True, smoothing=0.1)
+
+    def run(self) -> TranslateReport:
+        decoder = threading.Thread(target=self._guarded, args=(self._decode,), name="decode", daemon=True)
+        previous_handler = self._catch_ctrl_c()
+        start = time.perf_counter()
+        try:
+            decoder.start()
+            self.encoder.start()
+            self._infer_loop()
+        finally:
+            self.stop.set()
+            self._put(self.encoded, _END, self.encoder)
+            self.encoder.join()
+            decoder.join(timeout=5)
+            self.progress.close()
+            self.report.wall_s = time.perf_counter() - start
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+            self.sink.close(interrupted=self.report.interrupted or bool(self.errors))
+            self.report.notes += self.source.notes + self.sink.notes
+        if self.errors:
+            raise self.errors[0]
+        return self.report
+
+    # --- stages ---------------------------------------------------------------------------
+
+    def _decode(self) -> None:
+        clock = self.report.stages["decode"]
+        frames = self.source.frames(self.sink.done)
+        while not self.stop.is_set():
+            began = time.perf_counter()
+            decoded = next(frames, _END)
+            if decoded is _END:
+                break
+            record = self._prepare(decoded)
+            if record is None:
+                continue
+            clock.add(time.perf_counter() - began, 1)
+            if not self._put(self.decoded, record):
+                return
+        self._put(self.decoded, _END)
+
+    def _prepare(self, decoded: Decoded) -> _Record | None:
+        if decoded.skipped:
+            self._count(skipped=1)
+            return None
+        if decoded.error is not None:
+            self._fail(decoded.error)
+            return None
+        try:
+            model_input, placement = self.policy.fit(to_bgr8(decoded.image))
+        except FrameError as exc:
+            self._fail(f"{decoded.item.path or decoded.item.name}: {exc}")
+            return None
+        return _Record(decoded.item, decoded.image, model_input, placement)
+
+    def _infer_loop(self) -> None:
+        pending: list[_Record] = []
+        while not self.stop.is_set():
+            record = self._get(self.decoded)
+            if record is _END:
+                break
+            if pending and record.model_input.shape != pending[0].model_input.shape:
+                self._infer(pending)
+                pending = []
+            pending.append(record)
+            if len(pending) == self.batch_size or (self.live and self.decoded.empty()):
+                self._infer(pending)
+                pending = []
+        if pending and not self.stop.is_set():
+            self._infer(pending)
+
+    def _infer(self, records: list[_Record]) -> None:
+        began = time.perf_counter()
+        outputs = self.backend.infer(np.stack([r.model_input for r in records]))
+        self.report.stages["infer"].add(time.perf_counter() - began, len(records))
+        self._put(self.encoded, (records, outputs), self.encoder)
+
+    def _encode(self) -> None:
+        clock = self.report.stages["encode"]
+        while True:
+            work = self.encoded.get()
+            if work is _END:
+                return
+            for record, output in zip(*work):
+                began = time.perf_counter()
+                self._write(record, output)
+                clock.add(time.perf_counter() - began, 1)
+
+    def _write(self, record: _Record, output: np.ndarray) -> None:
+        image = from_bgr8(self.policy.restore(output, record.placement), record.original)
+        if self.options.compare:
+            image = np.hstack([record.original, image])
+        try:
+            self.sink.write(record.item, image)
+        except (SinkError, OSError) as exc:
+            if isinstance(self.sink, VideoSink):
+                raise
+            self._fail(str(exc))
+            return
+        self._count(written=1)
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _guarded(self, stage: Callable[[], None]) -> None:
+        try:
+            stage()
+        except BaseException as exc:  # re-raised in the calling thread by run()
+            self.errors.append(exc)
+            self.stop.set()
+
+    def _get(self, q: queue.Queue):
+        while not self.stop.is_set():
+            try:
+                return q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+        return _END
+
+    def _put(self, q: queue.Queue, value, consumer: threading.Thread | None = None) -> bool:
+        """Blocking put that gives up when the job stops (decode) or the consumer died (encode)."""
+        while True:
+            try:
+                q.put(value, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                if consumer is None and self.stop.is_set():
+                    return False
+                if consumer is not None and not consumer.is_alive():
+                    return False
+
+    def _count(self, written: int = 0, skipped: int = 0) -> None:
+        with self._count_lock:
+            self.report.written += written
+            self.report.skipped += skipped
+            self.progress.update(written + skipped)
+
+    def _fail(self, message: str) -> None:
+        with self._count_lock:
+            self.report.failed.append(message)
+            self.progress.update(1)
+        self.log(f"FAILED {message}")
+
+    def _catch_ctrl_c(self):
+        """First Ctrl-C: finish the current batch, write, close files. Second: abort."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def stop_after_batch(signum, frame):
+            if self.stop.is_set():
+                raise KeyboardInterrupt
+            self.report.interrupted = True
+            self.stop.set()
+            self.log("Ctrl-C: stopping after the current batch (press again to abort)")
+
+        return signal.signal(signal.SIGINT, stop_after_batch)

@@ -1,0 +1,311 @@
+"""Outputs as one argument: a folder mirroring the input tree, one image file, or a video file.
+
+Every output is written under a temporary hidden name in its own folder and renamed into place,
+so a killed job never leaves a file that looks finished; sinks know which outputs exist (resume).
+Video: OpenCV writes `--codec` fourccs (mp4v, MJPG, VP80, ...); `--codec h264` pipes raw frames
+to an ffmpeg executable (libx264); ffmpeg also copies the input's audio track when it can.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from runtime.sources import IMAGE_EXTS, VIDEO_EXTS, ImageSource, Item, Source, VideoSource
+
+DEFAULT_SUFFIX = "_nicegan"
+DEFAULT_FOURCC = {".avi": "MJPG", ".webm": "VP80"}   # everything else: mp4v (in every OpenCV wheel)
+DEFAULT_CONTAINERS = {".mp4", ".avi", ".mkv", ".webm", ".mov"}
+_SIXTEEN_BIT_EXTS = {".png", ".tif", ".tiff", ".pgm", ".ppm", ".pnm", ".jp2"}
+_ALPHA_EXTS = {".png", ".tif", ".tiff", ".webp", ".jp2"}
+
+
+class SinkError(ValueError):
+    """An output that cannot be written; the message names it and says what to do."""
+
+
+def temporary_name(path: Path) -> Path:
+    """Hidden name in the same folder (same file system, so os.replace is atomic); keeps the
+    extension because OpenCV picks the encoder from it."""
+    return path.with_name(f".{path.stem}.part{path.suffix}")
+
+
+def write_image_atomically(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        if not cv2.imwrite(str(tmp), _storable(image, path.suffix.lower())):
+            raise SinkError(f"{path}: OpenCV cannot write '{path.suffix}' files (choose another --ext)")
+        os.replace(tmp, path)
+    except cv2.error as exc:
+        raise SinkError(f"{path}: cannot encode ({exc.err})") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _storable(image: np.ndarray, suffix: str) -> np.ndarray:
+    """Drop what the target format cannot hold (16-bit in JPEG, alpha in JPEG/BMP)."""
+    if image.dtype == np.uint16 and suffix not in _SIXTEEN_BIT_EXTS:
+        image = np.rint(image / 257.0).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 4 and suffix not in _ALPHA_EXTS:
+        image = np.ascontiguousarray(image[:, :, :3])
+    return image
+
+
+class ImageSink:
+    """One image file per item, at `target_for(item)`."""
+    kind = "images"
+
+    def __init__(self, target_for: Callable[[Item], Path], overwrite: bool, description: str):
+        self.target_for = target_for
+        self.overwrite = overwrite
+        self.description = description
+        self.notes: list[str] = []
+
+    def complete(self) -> bool:
+        return False
+
+    def done(self, item: Item) -> bool:
+        return not self.overwrite and self.target_for(item).exists()
+
+    def write(self, item: Item, image: np.ndarray) -> None:
+        target = self.target_for(item)
+        if item.path is not None and target.resolve() == item.path.resolve():
+            raise SinkError(f"{target}: output would overwrite its input (use another folder or --suffix)")
+        write_image_atomically(target, image)
+
+    def close(self, interrupted: bool = False) -> None:
+        pass
+
+
+class VideoSink:
+    """A video file with the input's frame rate; size taken from the first frame written.
+    Interrupted jobs keep the frames written so far, properly closed, as NAME.partial.EXT."""
+    kind = "video"
+
+    def __init__(self, path: Path, fps: float, codec: str | None, overwrite: bool,
+                 audio_from: Path | None = None):
+        self.path = path
+        self.fps = fps
+        self.codec = (codec or DEFAULT_FOURCC.get(path.suffix.lower(), "mp4v"))
+        self.overwrite = overwrite
+        self.audio_from = audio_from
+        self.description = str(path)
+        self.notes: list[str] = []
+        self.frames = 0
+        self._tmp = temporary_name(path)
+        self._writer: _CvWriter | _FfmpegWriter | None = None
+        if self.codec.lower() in ("h264", "x264", "avc1") and find_ffmpeg() is None:
+            raise SinkError(f"--codec {self.codec} needs an ffmpeg executable on PATH "
+                            "(apt-get install ffmpeg, or pip install imageio-ffmpeg), or use --codec mp4v")
+
+    def complete(self) -> bool:
+        return not self.overwrite and self.path.exists()
+
+    def done(self, item: Item) -> bool:
+        return False
+
+    def write(self, item: Item, image: np.ndarray) -> None:
+        if self._writer is None:
+            self._writer = self._open(image.shape[1], image.shape[0])
+        self._writer.write(image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+        self.frames += 1
+
+    def close(self, interrupted: bool = False) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        if self.frames == 0:
+            self._tmp.unlink(missing_ok=True)
+        elif interrupted:
+            partial = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
+            os.replace(self._tmp, partial)
+            self.notes.append(f"interrupted: {self.frames} frames kept in {partial}; rerun to redo the video")
+        else:
+            self._add_audio_if_wanted()
+            os.replace(self._tmp, self.path)
+
+    def _open(self, width: int, height: int) -> "_CvWriter | _FfmpegWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.codec.lower() in ("h264", "x264", "avc1"):
+            audio, self.audio_from = self.audio_from, None   # muxed while encoding
+            return _FfmpegWriter(self._tmp, self.fps, width, height, audio)
+        return _CvWriter(self._tmp, self.codec, self.fps, width, height)
+
+    def _add_audio_if_wanted(self) -> None:
+        if self.audio_from is None:
+            return
+        muxed = self._tmp.with_name(f".{self.path.stem}.audio{self.path.suffix}")
+        result = subprocess.run([find_ffmpeg(), "-y", "-loglevel", "error", "-i", str(self._tmp),
+                                 "-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a?",
+                                 "-c", "copy", "-shortest", str(muxed)], capture_output=True, text=True)
+        if result.returncode == 0:
+            os.replace(muxed, self._tmp)
+        else:
+            muxed.unlink(missing_ok=True)
+            reason = (result.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
+            self.notes.append(f"audio not copied into {self.path.suffix} ({reason}); video written without it")
+
+
+class _CvWriter:
+    def __init__(self, path: Path, codec: str, fps: float, width: int, height: int):
+        if len(codec) != 4:
+            raise SinkError(f"--codec {codec}: give a four-character code (mp4v, MJPG, XVID, VP80, VP90) or h264")
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
+        if not self._writer.isOpened():
+            raise SinkError(f"OpenCV cannot write codec {codec} to {path.suffix} "
+                            "(pip wheels have no H.264: use --codec mp4v, or --codec h264 with ffmpeg installed)")
+
+    def write(self, frame: np.ndarray) -> None:
+        self._writer.write(frame)
+
+    def close(self) -> None:
+        self._writer.release()
+
+
+class _FfmpegWriter:
+    """Raw BGR frames piped to ffmpeg's libx264 (browser-playable .mp4), audio copied if given."""
+
+    def __init__(self, path: Path, fps: float, width: int, height: int, audio_from: Path | None):
+        # yuv420p (what browsers play) needs even sides; odd sizes keep full chroma instead.
+        pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        command = [find_ffmpeg(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24",
+                   "-s", f"{width}x{height}", "-r", f"{fps:.6f}", "-i", "-"]
+        if audio_from is not None:
+            command += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a?", "-c:a", "copy"]
+        command += ["-c:v", "libx264", "-preset", "medium", "-crf", "18", "-pix_fmt", pix_fmt, str(path)]
+        self._log = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._log)
+        self._path = path
+
+    def write(self, frame: np.ndarray) -> None:
+        try:
+            self._process.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except BrokenPipeError as exc:
+            raise SinkError(f"ffmpeg stopped while writing {self._path}: {self._error()}") from exc
+
+    def close(self) -> None:
+        try:
+            self._process.stdin.close()
+        except BrokenPipeError:
+            pass
+        if self._process.wait() != 0:
+            raise SinkError(f"ffmpeg failed writing {self._path}: {self._error()}")
+        self._log.close()
+
+    def _error(self) -> str:
+        self._log.seek(0)
+        lines = self._log.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else f"exit status {self._process.poll()}"
+
+
+def find_ffmpeg() -> str | None:
+    """An ffmpeg executable: on PATH, else the one bundled by the imageio-ffmpeg package."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return None
+
+
+def default_output(source: Source, compare: bool) -> str:
+    """Where results go when OUTPUT is omitted: next to the input, named after it."""
+    tag = "_compare" if compare else DEFAULT_SUFFIX
+    if isinstance(source, VideoSource):
+        if source.path is None:
+            return f"{source.stem}{tag}.mp4"
+        suffix = source.path.suffix if source.path.suffix.lower() in DEFAULT_CONTAINERS else ".mp4"
+        return str(source.path.with_name(f"{source.path.stem}{tag}{suffix}"))
+    if source.single:
+        path = next(source.items()).path
+        return str(path.with_name(f"{path.stem}{tag}{path.suffix}"))
+    root = source.root.resolve()
+    listed = Path(source.spec)
+    name = listed.stem if listed.suffix.lower() == ".txt" else root.name or "images"
+    return str(root.parent / f"{name}{tag}")
+
+
+def open_sink(source: Source, output: str | None, *, suffix: str = "", ext: str | None = None,
+              compare: bool = False, codec: str | None = None, audio: str = "copy",
+              overwrite: bool = False) -> ImageSink | VideoSink:
+    """The sink for OUTPUT given the source; refuses outputs that would overwrite the inputs."""
+    output = output or default_output(source, compare)
+    target = Path(output).expanduser()
+    out_ext = target.suffix.lower()
+    ext = _normalised_ext(ext)
+    if out_ext in VIDEO_EXTS:
+        if not isinstance(source, VideoSource):
+            raise SinkError(f"{output}: image inputs go to a folder or an image file, not a video")
+        return _video_sink(source, target, codec, audio, overwrite)
+    if isinstance(source, ImageSource) and source.single and out_ext in IMAGE_EXTS:
+        return _single_image_sink(source, target, overwrite)
+    if out_ext in IMAGE_EXTS:
+        raise SinkError(f"{output}: several frames cannot go to one image file; give a folder")
+    if isinstance(source, VideoSource):
+        return ImageSink(lambda item: target / _renamed(item.name, suffix, ext), overwrite, f"{target}/")
+    return _folder_sink(source, target, suffix, ext, overwrite)
+
+
+def _video_sink(source: VideoSource, target: Path, codec: str | None, audio: str, overwrite: bool) -> VideoSink:
+    if source.path is not None and target.resolve() == source.path.resolve():
+        raise SinkError(f"{target}: output would overwrite the input video; choose another name")
+    audio_from, note = _audio_source(source, audio)
+    sink = VideoSink(target, source.fps, codec, overwrite, audio_from)
+    if note:
+        sink.notes.append(note)
+    return sink
+
+
+def _audio_source(source: VideoSource, audio: str) -> tuple[Path | None, str | None]:
+    if audio == "none":
+        return None, None
+    if source.path is None:
+        return None, "audio: not copied (live input)"
+    if find_ffmpeg() is None:
+        return None, "audio: input audio (if any) not copied: no ffmpeg on PATH (apt-get install ffmpeg)"
+    return source.path, None
+
+
+def _single_image_sink(source: ImageSource, target: Path, overwrite: bool) -> ImageSink:
+    path = next(source.items()).path
+    if target.resolve() == path.resolve():
+        raise SinkError(f"{target}: output would overwrite the input image; choose another name")
+    return ImageSink(lambda item: target, overwrite, str(target))
+
+
+def _folder_sink(source: ImageSource, target: Path, suffix: str, ext: str | None, overwrite: bool) -> ImageSink:
+    root = target.resolve()
+    in_root = source.root.resolve()
+    if source.single:
+        return ImageSink(lambda item: target / _renamed(item.name, suffix, ext), overwrite, f"{target}/")
+    if root == in_root:
+        if not suffix:
+            raise SinkError(f"{target}: output folder is the input folder; choose another folder or add --suffix")
+        source.exclude(lambda path: path.stem.endswith(suffix))
+    elif in_root in root.parents:
+        source.exclude(lambda path: root in path.resolve().parents)
+    return ImageSink(lambda item: target / _renamed(item.name, suffix, ext), overwrite, f"{target}/")
+
+
+def _normalised_ext(ext: str | None) -> str | None:
+    if not ext:
+        return None
+    ext = ext if ext.startswith(".") else f".{ext}"
+    if ext.lower() not in IMAGE_EXTS:
+        raise SinkError(f"--ext {ext}: not an image format OpenCV writes ({', '.join(sorted(IMAGE_EXTS))})")
+    return ext
+
+
+def _renamed(name: str, suffix: str, ext: str | None) -> Path:
+    relative = Path(name)
+    return relative.with_name(f"{relative.stem}{suffix}{ext or relative.suffix}")

@@ -1,0 +1,271 @@
+"""Inputs as one argument, like jetson-inference's videoSource.
+
+`open_source(spec)` accepts an image file, a folder (recursive), a glob, a .txt file listing
+paths, a video file, a camera (`0`, `/dev/video0`, `v4l2:///dev/video0`, `csi://0`), a network
+stream (`rtsp://...`) or a GStreamer pipeline (any string with `!`). Image lists are streamed
+lazily so a 100,000-file folder costs no memory; frames are read only by the decode stage.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2",
+                        ".pgm", ".ppm", ".pnm", ".pbm", ".sr", ".ras"})
+VIDEO_EXTS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg",
+                        ".wmv", ".flv", ".ts", ".3gp", ".ogv"})
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "rtp://")
+# A corrupt packet mid-stream makes cv2 fail one read and recover on the next; this many
+# failures in a row means the stream really ended (or the file is truncated).
+MAX_BAD_FRAMES_IN_A_ROW = 8
+
+
+class SourceError(ValueError):
+    """An input that cannot be opened; the message names it and says what to do."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One unit of work: an image file (`name` = its path relative to the input root) or a frame."""
+    index: int
+    name: str
+    path: Path | None = None
+
+
+@dataclass
+class Decoded:
+    item: Item
+    image: np.ndarray | None = None
+    error: str | None = None      # the input could not be read: named in the summary
+    skipped: bool = False         # its output already exists (resume)
+
+
+class ImageSource:
+    kind = "images"
+
+    def __init__(self, spec: str, root: Path, paths: Callable[[], Iterator[Path]], single: bool = False):
+        self.spec = spec
+        self.root = root
+        self.single = single
+        self._paths = paths
+        self.notes: list[str] = []
+
+    def items(self) -> Iterator[Item]:
+        for index, path in enumerate(self._paths()):
+            yield Item(index, _relative_name(path, self.root), path)
+
+    def count(self) -> int:
+        return sum(1 for _ in self._paths())
+
+    def frames(self, skip: Callable[[Item], bool]) -> Iterator[Decoded]:
+        for item in self.items():
+            if skip(item):
+                yield Decoded(item, skipped=True)
+                continue
+            try:
+                yield Decoded(item, read_image(item.path))
+            except SourceError as exc:
+                yield Decoded(item, error=str(exc))
+
+    def exclude(self, written_here: Callable[[Path], bool]) -> None:
+        """Never read back what this job writes (outputs inside the input folder)."""
+        paths = self._paths
+        self._paths = lambda: (p for p in paths() if not written_here(p))
+
+    def close(self) -> None:
+        pass
+
+
+class VideoSource:
+    kind = "video"
+
+    def __init__(self, spec: str, capture: cv2.VideoCapture, path: Path | None, live: bool):
+        self.spec = spec
+        self.path = path
+        self.live = live
+        self._cap = capture
+        self.notes: list[str] = []
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and fps > 0 and fps < 1000 else 25.0
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = count if count > 0 and not live else None
+        self.stem = path.stem if path else _stream_stem(spec)
+
+    def count(self) -> int | None:
+        return self.frame_count
+
+    def frames(self, skip: Callable[[Item], bool]) -> Iterator[Decoded]:
+        """Every frame in order. A frame that fails to decode mid-stream is replaced by the
+        previous good one (noted), so the output keeps the input's frame count and timing."""
+        index, bad_run, previous = 0, 0, None
+        while True:
+            ok, frame = self._cap.read()
+            if not ok:
+                bad_run += 1
+                if self.live or bad_run > MAX_BAD_FRAMES_IN_A_ROW or (
+                        self.frame_count is not None and index + bad_run > self.frame_count):
+                    break
+                continue
+            for _ in range(bad_run):
+                self.notes.append(f"{self.spec}: frame {index} unreadable, previous frame repeated")
+                yield Decoded(Item(index, self._frame_name(index)), previous if previous is not None else frame)
+                index += 1
+            bad_run = 0
+            yield Decoded(Item(index, self._frame_name(index)), frame)
+            previous = frame
+            index += 1
+        if self.frame_count is not None and index < self.frame_count:
+            self.notes.append(f"{self.spec}: ended after {index} of {self.frame_count} frames (truncated file?)")
+
+    def _frame_name(self, index: int) -> str:
+        return f"{self.stem}_{index:06d}.png"
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+Source = ImageSource | VideoSource
+
+
+def open_source(spec: str) -> Source:
+    """Parse one input argument; raises SourceError with the fix when it cannot be opened."""
+    camera = _camera(spec)
+    if camera is not None:
+        return _open_capture(spec, camera, cv2.CAP_V4L2 if isinstance(camera, str) else cv2.CAP_ANY, live=True)
+    if spec.startswith("csi://"):
+        return _open_capture(spec, _csi_pipeline(spec), cv2.CAP_GSTREAMER, live=True)
+    if spec.startswith(STREAM_SCHEMES):
+        return _open_capture(spec, spec, cv2.CAP_FFMPEG, live=True)
+    if "!" in spec:
+        return _open_capture(spec, spec, cv2.CAP_GSTREAMER, live=True)
+    path = Path(spec.removeprefix("file://")).expanduser()
+    if path.is_dir():
+        return ImageSource(spec, path, lambda: _walk_images(path))
+    if path.is_file():
+        return _open_file(spec, path)
+    if glob.has_magic(spec):
+        root = _glob_root(spec)
+        return ImageSource(spec, root, lambda: _glob_images(spec))
+    raise SourceError(f"input not found: {spec} (give an image, folder, glob, .txt list, video, camera index or URL)")
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode one image keeping gray, alpha and 16-bit; raises SourceError for unreadable files."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror})") from exc
+    if _is_truncated_jpeg(data):
+        raise SourceError(f"{path}: truncated JPEG (no end-of-image marker)")
+    # JPEGs: ANYCOLOR applies the EXIF orientation (UNCHANGED ignores it); other formats may carry alpha.
+    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if data[:2].tobytes() == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
+    image = cv2.imdecode(data, flags) if data.size else None
+    if image is None:
+        raise SourceError(f"{path}: not a readable image (corrupt or unsupported format)")
+    return image
+
+
+def _is_truncated_jpeg(data: np.ndarray) -> bool:
+    # libjpeg decodes a truncated file with a grey bottom and only a warning; a complete file has
+    # its last end-of-image marker after its last start-of-scan (0xFF is byte-stuffed in scans).
+    raw = data.tobytes()
+    return raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") < raw.rfind(b"\xff\xda")
+
+
+def _open_file(spec: str, path: Path) -> Source:
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return ImageSource(spec, path.parent, lambda: _listed_images(path))
+    if suffix in IMAGE_EXTS:
+        return ImageSource(spec, path.parent, lambda: iter([path]), single=True)
+    if suffix in VIDEO_EXTS:
+        return _open_capture(spec, str(path), cv2.CAP_ANY, live=False, path=path)
+    raise SourceError(f"{path}: unknown input type '{suffix}' (images: {', '.join(sorted(IMAGE_EXTS))}; "
+                      f"videos: {', '.join(sorted(VIDEO_EXTS))}; lists: .txt)")
+
+
+def _open_capture(spec: str, target: str | int, api: int, live: bool, path: Path | None = None) -> VideoSource:
+    if api == cv2.CAP_GSTREAMER and not _has_gstreamer():
+        raise SourceError(f"{spec}: this OpenCV build has no GStreamer (pip wheels do not); "
+                          "install the system OpenCV (e.g. python3-opencv) and use --system-site-packages")
+    capture = cv2.VideoCapture(target, api)
+    if not capture.isOpened():
+        capture.release()
+        raise SourceError(f"cannot open {spec}: check that the file/device/URL exists and is a video")
+    return VideoSource(spec, capture, path, live)
+
+
+def _camera(spec: str) -> int | str | None:
+    spec = spec.removeprefix("v4l2://")
+    if re.fullmatch(r"\d+", spec):
+        return int(spec)
+    if re.fullmatch(r"/dev/video\d+", spec):
+        return spec
+    return None
+
+
+def _csi_pipeline(spec: str) -> str:
+    sensor = spec.removeprefix("csi://") or "0"
+    return (f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width=1280,height=720,"
+            "framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR "
+            "! appsink drop=true max-buffers=2")
+
+
+def _has_gstreamer() -> bool:
+    return bool(re.search(r"GStreamer:\s+YES", cv2.getBuildInformation()))
+
+
+def _stream_stem(spec: str) -> str:
+    camera = _camera(spec)
+    if camera is not None:
+        return f"camera{camera}" if isinstance(camera, int) else Path(camera).name
+    return "stream"
+
+
+def _walk_images(root: Path) -> Iterator[Path]:
+    """Images under root in sorted order, one directory listing in memory at a time; hidden
+    files and folders (including this tool's temporary files) are left out."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTS:
+                yield Path(folder) / name
+
+
+def _glob_images(pattern: str) -> Iterator[Path]:
+    for name in glob.iglob(pattern, recursive=True):
+        path = Path(name)
+        if path.suffix.lower() in IMAGE_EXTS and path.is_file() and not path.name.startswith("."):
+            yield path
+
+
+def _glob_root(pattern: str) -> Path:
+    parts = []
+    for part in Path(pattern).parts:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")
+
+
+def _listed_images(listing: Path) -> Iterator[Path]:
+    with open(listing, encoding="utf-8") as lines:
+        for line in lines:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                path = Path(line).expanduser()
+                yield path if path.is_absolute() else listing.parent / path
+
+
+def _relative_name(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
