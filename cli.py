@@ -70,6 +70,49 @@ def train_command(ctx: click.Context, data_root: str, out: str, **kwargs) -> Non
 # --- export -------------------------------------------------------------------------------
 
 
+@cli.group("export")
+def export_group() -> None:
+    """Turn a checkpoint into a deployable model: ONNX, then a TensorRT engine."""
+
+
+@export_group.command("onnx")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Output .onnx [default: <checkpoint stem>_<direction>[_float][_fp16][_trt8].onnx beside it].")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
+              help="a2b: disA encoder + gen2B; b2a: disB + gen2A (CycleGAN files: a2b only).")
+@click.option("--io", "io", type=click.Choice(["uint8", "float"]), default="uint8", show_default=True,
+              help="uint8: NHWC BGR uint8 in/out (normalisation inside the graph); float: NCHW RGB [-1, 1].")
+@click.option("--target", type=click.Choice(["trt8", "trt10"]), default="trt10", show_default=True,
+              help="trt8: opset 17 for TensorRT 8.5/8.6 (JetPack 5 / 6.0); trt10: opset 18 for TensorRT 10+.")
+@click.option("--opset", type=int, default=None, help="ONNX opset [default: 17 for trt8, 18 for trt10].")
+@click.option("--fp16", is_flag=True, help="Half weights, normalisations kept as FP32 islands (strongly typed TRT).")
+@click.option("--batch", type=int, default=None, help="Fix the batch size [default: dynamic].")
+@click.option("--height", type=int, default=None, help="Fix the height (multiple of 4) [default: dynamic, light].")
+@click.option("--width", type=int, default=None, help="Fix the width (multiple of 4) [default: dynamic, light].")
+@click.option("--img-size", type=int, default=256, show_default=True,
+              help="Training size for files that do not store it (official light checkpoints, CycleGAN).")
+@click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
+@click.option("--no-parity", is_flag=True, help="Skip the ONNX Runtime parity check (not recommended).")
+@click.option("--parity-image", "parity_images", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Real image(s) for the parity check [default: scikit-image's photos when installed].")
+def export_onnx_command(checkpoint: str, output: str | None, direction: str, io: str, target: str,
+                        opset: int | None, fp16: bool, batch: int | None, height: int | None,
+                        width: int | None, img_size: int, no_simplify: bool, no_parity: bool,
+                        parity_images: tuple[str, ...]) -> None:
+    """Export CHECKPOINT (NICE-GAN .pt or CycleGAN generator .pth) to ONNX, checked against PyTorch."""
+    from export.to_onnx import ExportError, export_onnx
+    from export.translator import TranslatorError
+    try:
+        report = export_onnx(checkpoint, output, direction=direction, io=io, target=target, opset=opset,
+                             fp16=fp16, batch=batch, height=height, width=width, simplify=not no_simplify,
+                             parity=not no_parity, real_images=list(parity_images) or None,
+                             default_img_size=img_size, log=click.echo)
+    except (ExportError, TranslatorError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {report.output}")
+
+
 # --- runtime ------------------------------------------------------------------------------
 
 

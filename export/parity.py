@@ -1,0 +1,154 @@
+"""ONNX Runtime vs PyTorch on random, real and high-dynamic-range inputs.
+
+The reference is always the FP32 PyTorch translator, so an FP16 graph is measured against what
+the checkpoint computes, not against another FP16 simulation. Real photos come from
+`real_images` paths or scikit-image's bundled photos; high-dynamic-range sets (saturated noise,
+contrast-stretched photos) are added for FP16 graphs, where overflow would show as NaN/Inf.
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+
+from export.fp16 import NORM_TYPES
+from export.metadata import INPUT_NAME
+from export.translator import SIZE_MULTIPLE, UInt8IO
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from export.to_onnx import ExportReport, _Shapes
+
+SKIMAGE_PHOTOS = ("coffee", "chelsea", "rocket", "astronaut")
+
+
+def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Centre-crop to the target aspect ratio, then resize: no padding, no distortion."""
+    h, w = image.shape[:2]
+    scale = min(h / height, w / width)
+    ch, cw = int(round(height * scale)), int(round(width * scale))
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return cv2.resize(image[y:y + ch, x:x + cw], (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _read_rgb(path: str | os.PathLike) -> np.ndarray:
+    from export.to_onnx import ExportError
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ExportError(f"{path}: not a readable image for the parity check; pass JPEG/PNG files")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def real_photos(paths: Sequence[str | os.PathLike] | None) -> list[np.ndarray] | None:
+    """RGB uint8 photos: the given files, else scikit-image's bundled ones, else None."""
+    if paths:
+        return [_read_rgb(p) for p in paths]
+    try:
+        from skimage import data
+    except ImportError:
+        return None
+    return [getattr(data, name)() for name in SKIMAGE_PHOTOS]
+
+
+def _input_sets(height: int, width: int, dynamic: bool, fp16: bool, photos: list[np.ndarray] | None,
+                seed: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, RGB uint8 NHWC batch) pairs; random sets are continuous-valued only for float io."""
+    rng = np.random.default_rng(seed)
+    yield "random", rng.integers(0, 256, (2, height, width, 3), dtype=np.uint8)
+    if dynamic:
+        wide = width + max(SIZE_MULTIPLE, (width // 2) // SIZE_MULTIPLE * SIZE_MULTIPLE)
+        yield "random non-square", rng.integers(0, 256, (1, height, wide, 3), dtype=np.uint8)
+    fitted = np.stack([_fit(p, height, width) for p in photos]) if photos else None
+    if fitted is not None:
+        yield "photos", fitted
+    if fp16:
+        yield "saturated", (rng.integers(0, 2, (2, height, width, 3)) * 255).astype(np.uint8)
+        if fitted is not None:
+            stretched = (fitted.astype(np.float32) - 128.0) * 4.0 + 128.0
+            yield "photos x4 contrast", np.clip(stretched, 0, 255).astype(np.uint8)
+
+
+def _to_batches(images: np.ndarray, batch: int | None) -> list[np.ndarray]:
+    if batch is None:
+        return [images]
+    reps = -(-len(images) // batch) * batch
+    padded = np.concatenate([images] * (-(-reps // len(images))))[:reps]
+    return [padded[i:i + batch] for i in range(0, reps, batch)]
+
+
+def _float_input(rgb: np.ndarray, rng: np.random.Generator, continuous: bool) -> np.ndarray:
+    x = rgb.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+    if continuous:  # random sets: full-precision values, not only the 256 pixel levels
+        x = np.clip(x + rng.uniform(-1 / 255, 1 / 255, x.shape).astype(np.float32), -1.0, 1.0)
+    return x
+
+
+class _NormInputPeak:
+    """Forward hooks recording the largest |activation| entering any normalisation layer."""
+
+    def __init__(self, module: nn.Module):
+        self.peak = 0.0
+        self._handles = [m.register_forward_pre_hook(self._record) for m in module.modules()
+                         if isinstance(m, NORM_TYPES)]
+
+    def _record(self, _module: nn.Module, args: tuple) -> None:
+        self.peak = max(self.peak, float(args[0].detach().abs().max()))
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def measure_parity(report: "ExportReport", onnx_path: "Path", module: nn.Module, shapes: "_Shapes",
+                   real_images: Sequence[str | os.PathLike] | None, log: Callable[[str], None]) -> None:
+    """Run every input set through ONNX Runtime and the FP32 PyTorch module; append to report.checks."""
+    import onnxruntime as ort
+    from export.to_onnx import FP16_TOLERANCE, FP32_TOLERANCE, UINT8_LEVELS, ParityCheck
+
+    info = report.info
+    fp16 = info.precision == "fp16"
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    photos = real_photos(real_images)
+    if photos is None:
+        log("warning: real-image parity skipped (install scikit-image or pass parity image files)")
+    height, width = shapes.trace_input(info)[1:]
+    uint8_ref = UInt8IO(module).eval()
+    probe = _NormInputPeak(module)
+    rng = np.random.default_rng(1)
+    log("parity, ONNX Runtime vs PyTorch fp32:")
+    try:
+        for name, rgb in _input_sets(height, width, shapes.height is None, fp16, photos):
+            diffs, nonfinite = [], 0
+            for chunk in _to_batches(rgb, shapes.batch):
+                if info.io == "uint8":
+                    frames = np.ascontiguousarray(chunk[..., ::-1])          # RGB -> BGR, as cv2 decodes
+                    with torch.no_grad():
+                        want = uint8_ref(torch.from_numpy(frames)).numpy().astype(np.int16)
+                    got = session.run(None, {INPUT_NAME: frames})[0].astype(np.int16)
+                    diffs.append(np.abs(got - want).astype(np.float64))
+                else:
+                    x = _float_input(chunk, rng, continuous=name.startswith("random"))
+                    with torch.no_grad():
+                        want = module(torch.from_numpy(x)).numpy()
+                    got = session.run(None, {INPUT_NAME: x})[0]
+                    nonfinite += int(np.size(got) - np.isfinite(got).sum())
+                    diffs.append(np.abs(np.nan_to_num(got, nan=9.0, posinf=9.0, neginf=9.0) - want))
+            diff = np.concatenate([d.ravel() for d in diffs])
+            if info.io == "uint8":
+                check = ParityCheck(name, rgb.shape, float(diff.max()), float(diff.mean()),
+                                    UINT8_LEVELS[info.precision], unit=" lv")
+            else:
+                check = ParityCheck(name, rgb.shape, float(diff.max()), float(diff.mean()),
+                                    FP16_TOLERANCE if fp16 else FP32_TOLERANCE, nonfinite)
+            report.checks.append(check)
+            log(check.line())
+    finally:
+        probe.close()
+    report.norm_input_peak = probe.peak
+    log(f"  peak |activation| entering a normalisation: {probe.peak:.4g} "
+        f"(FP16 squares overflow above 256; the norms run as FP32 islands)")

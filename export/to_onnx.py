@@ -1,0 +1,255 @@
+"""Checkpoint -> ONNX: export, checker, simplification, metadata, parity against PyTorch.
+
+The opset follows the TensorRT target. TensorRT 8.5/8.6 (JetPack 5 / 6.0) parse opsets <= 17 and
+read ReduceMean's axes only as an attribute, so an opset-18 graph would silently average over all
+axes there; TensorRT 10+ takes opset 18-20. Both targets use the TorchScript exporter: it is the
+only one in torch 2.13 that still writes opset 17, it needs no onnxscript, it exports in well
+under a second, and its scope-based node names (`/translator/gen/UpBlock1_1/norm1/fp32_island/...`)
+let a weakly typed TensorRT build find the normalisation layers to pin to FP32.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+
+from export.fp16 import ISLAND_SCOPE, count_islands, to_half_with_fp32_norms, with_fp32_islands
+from export.metadata import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from export.translator import SIZE_MULTIPLE, UInt8IO, load_translator
+
+TARGET_OPSETS = {"trt8": (17, 13, 17), "trt10": (18, 17, 20)}   # default, min, max
+IO_MODES = ("uint8", "float")
+FP32_TOLERANCE = 1e-4          # max |diff| on [-1, 1] outputs, ONNX Runtime vs PyTorch fp32
+FP16_TOLERANCE = 2e-2          # max |diff| of the FP16 graph vs the FP32 PyTorch reference
+UINT8_LEVELS = {"fp32": 1, "fp16": 3}   # 2e-2 on [-1, 1] is 2.55 levels before rounding
+FP16_MAX = 65504.0
+MIN_SIZE = 16
+
+
+class ExportError(ValueError):
+    """An export that cannot be done or failed its checks; one line naming the fix."""
+
+
+@dataclass(frozen=True)
+class ParityCheck:
+    """One input set run through ONNX Runtime and PyTorch."""
+    name: str
+    shape: tuple[int, ...]
+    max_abs: float         # float io: on [-1, 1]; uint8 io: in pixel levels
+    mean_abs: float
+    tolerance: float
+    nonfinite: int = 0
+    unit: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.nonfinite == 0 and self.max_abs <= self.tolerance
+
+    def line(self) -> str:
+        verdict = "ok" if self.passed else "FAIL"
+        extra = f", {self.nonfinite} NaN/Inf" if self.nonfinite else ""
+        return (f"  {self.name:<22} {'x'.join(map(str, self.shape)):<14} max {self.max_abs:.3g}{self.unit} "
+                f"mean {self.mean_abs:.3g}{self.unit} (tol {self.tolerance:g}{self.unit}{extra}) {verdict}")
+
+
+@dataclass
+class ExportReport:
+    output: Path
+    info: ModelInfo
+    target: str
+    opset: int
+    exporter: str
+    simplified: bool
+    nodes: int
+    islands: int
+    checks: list[ParityCheck] = field(default_factory=list)
+    norm_input_peak: float | None = None   # max |activation| entering a normalisation, PyTorch fp32
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def summary(self) -> str:
+        shape = "dynamic HxW" if self.info.dynamic_hw else f"{self.info.img_size}x{self.info.img_size}"
+        return (f"{self.output}: {self.info.arch} {self.info.direction} {'light' if self.info.light else 'full'}, "
+                f"io {self.info.io}, {self.info.precision}, {shape}, opset {self.opset} ({self.exporter}, "
+                f"target {self.target}), {self.nodes} nodes, {self.islands} FP32 norm islands, "
+                f"{'simplified' if self.simplified else 'not simplified'}")
+
+
+@dataclass(frozen=True)
+class _Shapes:
+    batch: int | None      # None: dynamic
+    height: int | None
+    width: int | None
+
+    def trace_input(self, info: ModelInfo) -> tuple[int, int, int]:
+        return self.batch or 1, self.height or info.img_size, self.width or info.img_size
+
+
+def _resolve_opset(target: str, opset: int | None) -> int:
+    if target not in TARGET_OPSETS:
+        raise ExportError(f"--target must be one of {', '.join(TARGET_OPSETS)}, got {target!r}")
+    default, low, high = TARGET_OPSETS[target]
+    opset = default if opset is None else opset
+    if not low <= opset <= high:
+        raise ExportError(f"--opset {opset} does not suit --target {target}: use {low}..{high} "
+                          f"(TensorRT 8.5/8.6 parse opsets <= 17; TensorRT 10 takes 17..20)")
+    return opset
+
+
+def _check_size(name: str, value: int | None) -> None:
+    if value is not None and (value < MIN_SIZE or value % SIZE_MULTIPLE):
+        raise ExportError(f"--{name} {value} is not a multiple of {SIZE_MULTIPLE} >= {MIN_SIZE}; "
+                          f"pick e.g. {max(MIN_SIZE, value - value % SIZE_MULTIPLE)}")
+
+
+def _resolve_shapes(info: ModelInfo, source: Path, batch: int | None, height: int | None,
+                    width: int | None) -> tuple[_Shapes, ModelInfo]:
+    if batch is not None and batch < 1:
+        raise ExportError(f"--batch must be >= 1, got {batch}")
+    _check_size("height", height)
+    _check_size("width", width)
+    if (height is None) != (width is None):
+        raise ExportError("give both --height and --width for a fixed size, or neither for dynamic H/W")
+    if not info.dynamic_hw:
+        if height is not None and (height, width) != (info.img_size, info.img_size):
+            raise ExportError(f"{source}: a full (non-light) model only runs at its training size "
+                              f"{info.img_size}x{info.img_size}; drop --height/--width or pass {info.img_size}")
+        return _Shapes(batch, info.img_size, info.img_size), info
+    if height is None:
+        return _Shapes(batch, None, None), info
+    if height != width:
+        raise ExportError(f"fixed sizes must be square (got {height}x{width}); export with dynamic H/W "
+                          "(the default) and fix the size in the TensorRT profile instead")
+    return _Shapes(batch, height, width), replace(info, img_size=height, dynamic_hw=False)
+
+
+def default_output_path(source: str | os.PathLike, direction: str, io: str, fp16: bool, target: str) -> Path:
+    """<checkpoint stem>_<direction>[_float][_fp16][_trt8].onnx next to the checkpoint."""
+    source = Path(source)
+    parts = [source.stem, direction]
+    parts += ["float"] if io == "float" else []
+    parts += ["fp16"] if fp16 else []
+    parts += ["trt8"] if target == "trt8" else []
+    return source.with_name("_".join(parts) + ".onnx")
+
+
+def _export_module(module: nn.Module, io: str, fp16: bool) -> nn.Module:
+    marked = with_fp32_islands(module)
+    body = to_half_with_fp32_norms(marked) if fp16 else marked
+    return (UInt8IO(body) if io == "uint8" else body).eval()
+
+
+def _dynamic_axes(io: str, shapes: _Shapes) -> dict[str, dict[int, str]]:
+    h_axis, w_axis = (1, 2) if io == "uint8" else (2, 3)
+    axes = {} if shapes.batch is not None else {0: "batch"}
+    if shapes.height is None:
+        axes.update({h_axis: "height", w_axis: "width"})
+    return {INPUT_NAME: axes, OUTPUT_NAME: dict(axes)}
+
+
+def _example_input(io: str, batch: int, height: int, width: int) -> torch.Tensor:
+    if io == "uint8":
+        return torch.zeros(batch, height, width, 3, dtype=torch.uint8)
+    return torch.zeros(batch, 3, height, width)
+
+
+def _torchscript_export(module: nn.Module, example: torch.Tensor, path: Path, opset: int,
+                        axes: dict[str, dict[int, str]]) -> None:
+    with warnings.catch_warnings():
+        # The TorchScript exporter announces its deprecation and its shape-inference details on every call.
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=axes,
+                              do_constant_folding=True)
+
+
+def _simplify(model: onnx.ModelProto, log: Callable[[str], None]) -> tuple[onnx.ModelProto, bool]:
+    try:
+        import onnxsim
+        simplified, ok = onnxsim.simplify(model)
+    except Exception as exc:  # onnxsim raises many types (protobuf limits, shape inference, ORT)
+        log(f"warning: onnxsim failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+            "keeping the unsimplified graph")
+        return model, False
+    if not ok:
+        log("warning: onnxsim could not validate the simplified graph; keeping the unsimplified graph")
+        return model, False
+    return simplified, True
+
+
+def _set_metadata(model: onnx.ModelProto, info: ModelInfo) -> None:
+    """Only the nicegan.* keys: onnxsim's own bookkeeping props run to kilobytes of node lists."""
+    onnx.helper.set_model_props(model, info.to_metadata())
+    model.doc_string = "nicegan translator: input 'input', output 'output'; see metadata nicegan.*"
+
+
+def _temp_path(output: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)   # mkstemp's 0600 would survive the rename
+    return Path(tmp)
+
+
+def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = None, *, direction: str = "a2b",
+                io: str = "uint8", target: str = "trt10", opset: int | None = None, fp16: bool = False,
+                batch: int | None = None, height: int | None = None, width: int | None = None,
+                simplify: bool = True, parity: bool = True, real_images: Sequence[str | os.PathLike] | None = None,
+                default_img_size: int = 256, log: Callable[[str], None] = print) -> ExportReport:
+    """Export a checkpoint's translator to ONNX; raises ExportError when a check fails.
+
+    The .onnx is written atomically, and only once onnx.checker and the parity checks passed.
+    """
+    from export.parity import measure_parity   # ORT and image helpers load only when needed
+
+    if io not in IO_MODES:
+        raise ExportError(f"--io must be one of {', '.join(IO_MODES)}, got {io!r}")
+    opset = _resolve_opset(target, opset)
+    source = Path(source)
+    module, info = load_translator(source, direction, default_img_size)
+    shapes, info = _resolve_shapes(info, source, batch, height, width)
+    info = replace(info, io=io, precision="fp16" if fp16 else "fp32")
+    output = Path(output) if output is not None else default_output_path(source, direction, io, fp16, target)
+    if output.resolve() == source.resolve():
+        raise ExportError(f"{output}: the output would overwrite the checkpoint; pass another -o path")
+    output.parent.mkdir(parents=True, exist_ok=True)
+
+    graph_module = _export_module(module, io, fp16)
+    tmp = _temp_path(output)
+    try:
+        _torchscript_export(graph_module, _example_input(io, *shapes.trace_input(info)), tmp, opset,
+                            _dynamic_axes(io, shapes))
+        model = onnx.load(str(tmp))
+        simplified = False
+        if simplify:
+            model, simplified = _simplify(model, log)
+        _set_metadata(model, info)
+        onnx.save(model, str(tmp))
+        onnx.checker.check_model(str(tmp), full_check=True)
+        report = ExportReport(output=output, info=info, target=target, opset=opset, exporter="torchscript",
+                              simplified=simplified, nodes=len(model.graph.node),
+                              islands=count_islands(graph_module))
+        del model
+        log(report.summary())
+        if parity:
+            measure_parity(report, tmp, module, shapes, real_images, log)
+            if not report.passed:
+                failed = [c.name for c in report.checks if not c.passed]
+                raise ExportError(f"{source}: ONNX parity out of tolerance on {', '.join(failed)}; "
+                                  f"nothing written to {output}")
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return report
