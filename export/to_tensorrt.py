@@ -1,0 +1,474 @@
+"""Build an FP16 TensorRT engine from an exported ONNX model, on the machine that will run it.
+
+Two FP16 recipes, chosen by what the installed TensorRT offers (detected by name, never by enum
+numbers or version strings alone):
+- strongly typed (TensorRT 10+, the only mode in 11): precision follows the ONNX, so it needs the
+  FP16 graph of `nicegan export onnx --fp16`, whose normalisations are explicit FP32 islands;
+- weakly typed (TensorRT 8.x, optionally 10.0-10.11): the FP16 builder flag, with the layers that
+  compute normalisation statistics pinned to FP32 and OBEY_PRECISION_CONSTRAINTS.
+
+Every TensorRT name this module and the TensorRT backend touch is declared in REQUIRED_API /
+OPTIONAL_API; tests check those tables against the real bindings of 8.6, 10.x and 11.x.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import onnx
+
+from export.metadata import ModelInfo
+
+INSTALL_HINT = ("install it with `pip install 'nicegan[tensorrt]'` (x86_64/SBSA), or on Jetson use JetPack's "
+                "`sudo apt install python3-libnvinfer` in a venv created with --system-site-packages")
+
+# Names touched on every supported version: "module" is the tensorrt package itself.
+REQUIRED_API: dict[str, tuple[str, ...]] = {
+    "module": ("__version__", "Logger", "Builder", "OnnxParser", "Runtime", "init_libnvinfer_plugins", "nptype",
+               "NetworkDefinitionCreationFlag", "BuilderFlag", "MemoryPoolType", "DeviceType", "DataType",
+               "LayerType", "TensorIOMode", "IBuilderConfig", "ILayer", "ITensor", "INetworkDefinition",
+               "IOptimizationProfile", "ITimingCache", "ICudaEngine", "IExecutionContext"),
+    "Logger": ("WARNING",),
+    "Builder": ("create_network", "create_builder_config", "create_optimization_profile",
+                "build_serialized_network", "num_DLA_cores"),
+    "INetworkDefinition": ("num_layers", "get_layer", "num_inputs", "get_input", "num_outputs", "get_output"),
+    "ILayer": ("name", "type", "num_outputs", "get_output"),
+    "ITensor": ("name", "dtype", "shape"),
+    "OnnxParser": ("parse_from_file", "num_errors", "get_error"),
+    "IBuilderConfig": ("set_memory_pool_limit", "add_optimization_profile", "create_timing_cache",
+                       "set_timing_cache", "get_timing_cache", "set_flag", "default_device_type", "DLA_core"),
+    "IOptimizationProfile": ("set_shape",),
+    "ITimingCache": ("serialize",),
+    "MemoryPoolType": ("WORKSPACE",),
+    "BuilderFlag": ("GPU_FALLBACK",),
+    "DeviceType": ("DLA",),
+    "DataType": ("FLOAT", "HALF", "UINT8"),
+    "LayerType": ("ELEMENTWISE", "REDUCE", "UNARY", "SOFTMAX", "NORMALIZATION"),
+    "TensorIOMode": ("INPUT", "OUTPUT"),
+    "Runtime": ("deserialize_cuda_engine",),
+    "ICudaEngine": ("num_io_tensors", "get_tensor_name", "get_tensor_mode", "get_tensor_dtype",
+                    "get_tensor_shape", "get_tensor_profile_shape", "create_execution_context"),
+    "IExecutionContext": ("set_input_shape", "get_tensor_shape", "set_tensor_address", "execute_async_v3"),
+}
+
+# Names whose presence decides a code path (feature detection); absent on some versions.
+OPTIONAL_API: dict[str, tuple[str, ...]] = {
+    "NetworkDefinitionCreationFlag": ("EXPLICIT_BATCH", "STRONGLY_TYPED"),
+    "BuilderFlag": ("FP16", "OBEY_PRECISION_CONSTRAINTS"),
+    "ILayer": ("precision", "set_output_type"),
+    "Builder": ("max_batch_size",),
+    "IBuilderConfig": ("builder_optimization_level",),
+}
+
+# Layer types whose arithmetic overflows or loses precision in FP16 inside ILN/adaILN/InstanceNorm
+# (means, squared deviations, sqrt, divisions). Decided by type, not by name, because the legacy
+# exporter names an ILN inside nn.Sequential only by its index (`/UpBlock2/UpBlock2.3/...`) and the
+# dynamo exporter not at all (`node_mean_2`); the names below catch the rest of a norm's scope.
+FP32_LAYER_TYPES = ("REDUCE", "NORMALIZATION", "ELEMENTWISE", "UNARY", "SOFTMAX")
+FP32_SCOPE = re.compile(r"(^|/)(norm\d*|ILN|adaILN|fp32)(/|$)|InstanceNormalization|LayerNormalization")
+
+STRONG, WEAK = "strongly-typed", "weakly-typed"
+
+
+class TensorRTError(RuntimeError):
+    """A TensorRT build or load problem; the message says what to do."""
+
+
+def import_tensorrt() -> Any:
+    try:
+        import tensorrt as trt
+    except ImportError as exc:  # also raised when only the bindings, not the native libraries, exist
+        raise TensorRTError(f"TensorRT is not available ({exc}); {INSTALL_HINT}") from None
+    return trt
+
+
+# --- feature detection ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    version: str
+    implicit_batch_exists: bool      # 8.x: ONNX parsing needs EXPLICIT_BATCH
+    strongly_typed: bool             # 10.0+
+    weak_fp16: bool                  # FP16 flag + per-layer precision + OBEY (gone in 11)
+    optimization_level: bool         # 8.6+
+
+
+def _has_member(enum: Any, name: str) -> bool:
+    return name in getattr(enum, "__members__", {})
+
+
+def detect_capabilities(trt: Any) -> Capabilities:
+    return Capabilities(
+        version=str(trt.__version__),
+        implicit_batch_exists=hasattr(trt.Builder, "max_batch_size")
+        and _has_member(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"),
+        strongly_typed=_has_member(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"),
+        weak_fp16=_has_member(trt.BuilderFlag, "FP16") and _has_member(trt.BuilderFlag, "OBEY_PRECISION_CONSTRAINTS")
+        and hasattr(trt.ILayer, "precision") and hasattr(trt.ILayer, "set_output_type"),
+        optimization_level=hasattr(trt.IBuilderConfig, "builder_optimization_level"),
+    )
+
+
+def choose_recipe(caps: Capabilities, onnx_path: str | os.PathLike, onnx_is_fp16: bool, requested: str = "auto") -> str:
+    """STRONG wherever TensorRT has strong typing (10+, 11), WEAK on 8.x or when asked for on 10.0-10.11."""
+    if requested == "weak" or (requested == "auto" and not caps.strongly_typed):
+        if not caps.weak_fp16:
+            raise TensorRTError(f"TensorRT {caps.version} has no weakly typed FP16 (removed in 11): "
+                                f"use --recipe strong with an FP16 ONNX (`nicegan export onnx --fp16`)")
+        return WEAK
+    if not caps.strongly_typed:
+        raise TensorRTError(f"TensorRT {caps.version} has no strongly typed networks (10.0+): use --recipe weak")
+    if not onnx_is_fp16:
+        alternative = " or build with --recipe weak (deprecated since 10.12)" if caps.weak_fp16 else ""
+        raise TensorRTError(
+            f"{onnx_path} is an FP32 ONNX: a strongly typed TensorRT {caps.version} build keeps the ONNX's "
+            f"precision and would give an FP32 engine; export it with `nicegan export onnx --fp16`{alternative}")
+    return STRONG
+
+
+def network_flags(trt: Any, caps: Capabilities, recipe: str) -> int:
+    """Creation flags from the enum by name: STRONGLY_TYPED is 1 in 10.x and 0 in 11.x."""
+    members = trt.NetworkDefinitionCreationFlag.__members__
+    flags = 0
+    if caps.implicit_batch_exists:
+        flags |= 1 << int(members["EXPLICIT_BATCH"])
+    if recipe == STRONG:
+        flags |= 1 << int(members["STRONGLY_TYPED"])
+    return flags
+
+
+# --- optimisation profile ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DimRange:
+    min: int
+    opt: int
+    max: int
+
+    @classmethod
+    def parse(cls, text: str | int) -> "DimRange":
+        """'256' (static) or 'MIN:OPT:MAX'."""
+        parts = [p for p in str(text).split(":")]
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise TensorRTError(f"bad range {text!r}: use N or MIN:OPT:MAX") from None
+        if len(values) == 1:
+            values *= 3
+        if len(values) != 3 or not 0 < values[0] <= values[1] <= values[2]:
+            raise TensorRTError(f"bad range {text!r}: need 0 < MIN <= OPT <= MAX")
+        return cls(*values)
+
+    @property
+    def static(self) -> bool:
+        return self.min == self.max
+
+    def __str__(self) -> str:
+        return str(self.min) if self.static else f"{self.min}:{self.opt}:{self.max}"
+
+
+# Batch 1..4 (opt 2) with H/W up to 1088x1920 covers image folders and 1080p video from one engine;
+# TensorRT sizes the context's memory for the max shape, so a wider batch range at 1080p would
+# cost gigabytes on 8 GB Jetsons. Static ranges (--batch 16 --height 256 --width 256) are fastest.
+DEFAULT_BATCH = DimRange(1, 2, 4)
+DEFAULT_MAX_HEIGHT, DEFAULT_MAX_WIDTH, MIN_SIDE = 1088, 1920, 64
+
+
+def profile_shapes(info: ModelInfo, batch: DimRange, height: DimRange | None,
+                   width: DimRange | None) -> dict[str, tuple[int, ...]]:
+    """min/opt/max input shapes in the graph's layout (uint8: NHWC, float: NCHW)."""
+    if info.dynamic_hw:
+        height = height or DimRange(MIN_SIDE, info.img_size, max(DEFAULT_MAX_HEIGHT, info.img_size))
+        width = width or DimRange(MIN_SIDE, info.img_size, max(DEFAULT_MAX_WIDTH, info.img_size))
+        for axis, rng in (("height", height), ("width", width)):
+            if any(v % info.size_multiple for v in (rng.min, rng.opt, rng.max)):
+                raise TensorRTError(f"--{axis} {rng}: every value must be a multiple of {info.size_multiple}")
+    else:
+        fixed = DimRange(info.img_size, info.img_size, info.img_size)
+        for axis, rng in (("height", height), ("width", width)):
+            if rng is not None and rng != fixed:
+                raise TensorRTError(f"--{axis} {rng}: this full (non-light) model only runs at "
+                                    f"{info.img_size}x{info.img_size}; leave --height/--width out")
+        height = width = fixed
+    shapes = {}
+    for key in ("min", "opt", "max"):
+        n, h, w = getattr(batch, key), getattr(height, key), getattr(width, key)
+        shapes[key] = (n, h, w, 3) if info.io == "uint8" else (n, 3, h, w)
+    return shapes
+
+
+def _check_against_network(shapes: dict[str, tuple[int, ...]], network_shape: tuple[int, ...]) -> None:
+    """Fixed dims of the ONNX input must be equal in min/opt/max (TensorRT's profile rule)."""
+    for axis, dim in enumerate(network_shape):
+        if dim >= 0 and any(shape[axis] != dim for shape in shapes.values()):
+            raise TensorRTError(f"the ONNX input has a fixed dimension {axis} = {dim} but the profile asks "
+                                f"{[s[axis] for s in shapes.values()]}: re-export with dynamic axes or match it")
+
+
+# --- precision pinning (weak recipe) -------------------------------------------------------
+
+
+def pin_normalisation_fp32(trt: Any, network: Any) -> list[str]:
+    """Pin every float layer of the FP32_LAYER_TYPES (or of a norm scope) to FP32; returns their names."""
+    types = {trt.LayerType.__members__[n] for n in FP32_LAYER_TYPES if n in trt.LayerType.__members__}
+    floats = {trt.DataType.FLOAT, trt.DataType.HALF}
+    pinned = []
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.type not in types and not FP32_SCOPE.search(layer.name):
+            continue
+        outputs = range(layer.num_outputs)
+        if not all(layer.get_output(k).dtype in floats for k in outputs):
+            continue  # shape arithmetic on integers stays as it is
+        layer.precision = trt.DataType.FLOAT
+        for k in outputs:
+            layer.set_output_type(k, trt.DataType.FLOAT)
+        pinned.append(layer.name)
+    return pinned
+
+
+# --- GPU identity and timing cache ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GpuIdentity:
+    name: str
+    compute_capability: str   # "8.7"
+
+    def __str__(self) -> str:
+        return f"{self.name} (sm_{self.compute_capability.replace('.', '')})"
+
+
+def gpu_identity(device: int = 0) -> GpuIdentity:
+    """The CUDA device's name and compute capability, via pycuda (the runtime's dependency) or torch."""
+    try:
+        import pycuda.driver as cuda
+        cuda.init()
+        dev = cuda.Device(device)
+        major, minor = dev.compute_capability()
+        return GpuIdentity(dev.name(), f"{major}.{minor}")
+    except ImportError:
+        pass
+    import torch
+    if not torch.cuda.is_available():
+        raise TensorRTError(f"no CUDA device visible and pycuda is not installed; {INSTALL_HINT}")
+    major, minor = torch.cuda.get_device_capability(device)
+    return GpuIdentity(torch.cuda.get_device_name(device), f"{major}.{minor}")
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file (here, not trainer.checkpoint's twin: that module imports torch, which a
+    Jetson runtime may not have)."""
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
+
+
+def default_timing_cache(trt_version: str, gpu: GpuIdentity) -> Path:
+    """One cache per (TensorRT version, GPU): timings are not portable across either."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nicegan" / "tensorrt"
+    return root / f"timing-trt{trt_version}-{_slug(gpu.name)}-sm{gpu.compute_capability.replace('.', '')}.cache"
+
+
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- sidecar --------------------------------------------------------------------------------
+
+
+def sidecar_path(engine_path: str | os.PathLike) -> Path:
+    return Path(str(engine_path) + ".json")
+
+
+def read_sidecar(engine_path: str | os.PathLike) -> dict[str, Any]:
+    path = sidecar_path(engine_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        missing = [k for k in ("version", "compute_capability") if k not in data["tensorrt"]] + \
+            ([] if isinstance(data.get("model"), dict) else ["model"])
+        if missing:
+            raise KeyError(", ".join(missing))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TensorRTError(f"{path}: missing or unreadable engine sidecar ({exc}); rebuild the engine with "
+                            f"`nicegan export trt MODEL.onnx -o {engine_path}`") from None
+    return data
+
+
+def model_info_from_sidecar(sidecar: dict[str, Any]) -> ModelInfo:
+    known = {k: v for k, v in sidecar["model"].items() if k in ModelInfo.__dataclass_fields__}
+    return ModelInfo(**known)
+
+
+def engine_mismatch(sidecar: dict[str, Any], trt_version: str, gpu: GpuIdentity) -> str | None:
+    """Why this engine cannot run here, or None. Plans are tied to the TensorRT release and the SM."""
+    built = sidecar["tensorrt"]
+    if built["version"].split(".")[:3] != trt_version.split(".")[:3]:
+        return f"it was built with TensorRT {built['version']}, this is TensorRT {trt_version}"
+    if built["compute_capability"] != gpu.compute_capability:
+        return (f"it was built for compute capability {built['compute_capability']} ({built.get('gpu', '?')}), "
+                f"this GPU is {gpu}")
+    return None
+
+
+def _dtype_name(dtype: Any) -> str:
+    return getattr(dtype, "name", str(dtype))
+
+
+def _describe_io(network: Any) -> list[dict[str, Any]]:
+    io = []
+    for mode, count, get in (("input", network.num_inputs, network.get_input),
+                             ("output", network.num_outputs, network.get_output)):
+        for i in range(count):
+            tensor = get(i)
+            io.append({"name": tensor.name, "mode": mode, "dtype": _dtype_name(tensor.dtype),
+                       "shape": [int(d) for d in tensor.shape]})
+    return io
+
+
+# --- build ---------------------------------------------------------------------------------
+
+
+@dataclass
+class BuildOptions:
+    batch: DimRange = DEFAULT_BATCH
+    height: DimRange | None = None
+    width: DimRange | None = None
+    workspace_mib: int = 1024
+    timing_cache: Path | None = None      # None: default_timing_cache()
+    dla_core: int | None = None
+    optimization_level: int | None = None
+    recipe: str = "auto"                  # auto | strong | weak
+
+
+def read_onnx_info(onnx_path: str | os.PathLike) -> tuple[ModelInfo, bool]:
+    """ModelInfo from the ONNX metadata, and whether the graph is FP16."""
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:  # onnx raises protobuf DecodeError, OSError, ...
+        raise TensorRTError(f"{onnx_path}: not a readable ONNX model ({exc})") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if not any(k.startswith("nicegan.") for k in props):
+        raise TensorRTError(f"{onnx_path}: no nicegan metadata; export it with `nicegan export onnx`")
+    info = ModelInfo.from_metadata(props)
+    fp16 = info.precision == "fp16" or any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    return info, fp16
+
+
+def _parse_onnx(trt: Any, builder: Any, logger: Any, onnx_path: Path, flags: int) -> tuple[Any, Any]:
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise TensorRTError(f"{onnx_path}: TensorRT {trt.__version__} cannot parse it: {errors or 'unknown error'}. "
+                            f"For TensorRT 8.x export with `nicegan export onnx --target trt8` (opset 17)")
+    return network, parser  # the parser owns weights the network refers to: keep it alive
+
+
+def _configure(trt: Any, caps: Capabilities, builder: Any, config: Any, options: BuildOptions, recipe: str,
+               shapes: dict[str, tuple[int, ...]], input_name: str, cache_bytes: bytes) -> None:
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    if recipe == WEAK:
+        config.set_flag(trt.BuilderFlag.FP16)
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(input_name, shapes["min"], shapes["opt"], shapes["max"])
+    config.add_optimization_profile(profile)
+    if options.optimization_level is not None and caps.optimization_level:
+        config.builder_optimization_level = options.optimization_level
+    if options.dla_core is not None:
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = options.dla_core
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    cache = config.create_timing_cache(cache_bytes)
+    config.set_timing_cache(cache, False)
+
+
+def _check_dla(builder: Any, options: BuildOptions, shapes: dict[str, tuple[int, ...]]) -> None:
+    if options.dla_core is None:
+        return
+    if shapes["min"] != shapes["max"]:
+        raise TensorRTError("DLA engines need static shapes: pass single values, e.g. "
+                            "--batch 1 --height 256 --width 256, with --dla-core")
+    cores = builder.num_DLA_cores
+    if not 0 <= options.dla_core < cores:
+        raise TensorRTError(f"--dla-core {options.dla_core}: this device has {cores} DLA core(s) "
+                            f"(Xavier, Orin NX and AGX Orin have 1-2; Orin Nano has none)")
+
+
+def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, options: BuildOptions | None = None,
+                 *, trt: Any = None, gpu: GpuIdentity | None = None,
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Build OUT.engine and OUT.engine.json from ONNX; returns the sidecar."""
+    options = options or BuildOptions()
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    if engine_path.resolve() == onnx_path.resolve():
+        raise TensorRTError(f"{engine_path}: the engine would overwrite its ONNX input; choose another -o")
+    info, onnx_fp16 = read_onnx_info(onnx_path)
+    trt = trt or import_tensorrt()
+    gpu = gpu or gpu_identity()
+    caps = detect_capabilities(trt)
+    recipe = choose_recipe(caps, onnx_path, onnx_fp16, options.recipe)
+    shapes = profile_shapes(info, options.batch, options.height, options.width)
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    trt.init_libnvinfer_plugins(logger, "")
+    builder = trt.Builder(logger)
+    _check_dla(builder, options, shapes)
+    network, _parser = _parse_onnx(trt, builder, logger, onnx_path, network_flags(trt, caps, recipe))
+    input_tensor = network.get_input(0)
+    _check_against_network(shapes, tuple(input_tensor.shape))
+    pinned = pin_normalisation_fp32(trt, network) if recipe == WEAK else []
+
+    cache_path = options.timing_cache or default_timing_cache(caps.version, gpu)
+    cache_bytes = cache_path.read_bytes() if cache_path.is_file() else b""
+    config = builder.create_builder_config()
+    _configure(trt, caps, builder, config, options, recipe, shapes, input_tensor.name, cache_bytes)
+    log(f"building {recipe} FP16 engine with TensorRT {caps.version} on {gpu}: profile "
+        f"{shapes['min']} .. {shapes['opt']} .. {shapes['max']}, {len(pinned)} layers pinned to FP32, "
+        f"timing cache {cache_path}{' (reused)' if cache_bytes else ''}")
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise TensorRTError(f"TensorRT {caps.version} could not build {onnx_path} (see the TensorRT log above); "
+                            f"try a larger --workspace or narrower --batch/--height/--width ranges")
+    atomic_write_bytes(cache_path, config.get_timing_cache().serialize())
+
+    sidecar = {
+        "model": asdict(info),
+        "tensorrt": {
+            "version": caps.version, "gpu": gpu.name, "compute_capability": gpu.compute_capability,
+            "recipe": recipe, "precision": "fp16", "fp32_pinned_layers": len(pinned),
+            "profiles": [{input_tensor.name: {k: list(v) for k, v in shapes.items()}}],
+            "io": _describe_io(network), "dla_core": options.dla_core,
+            "workspace_mib": options.workspace_mib, "optimization_level": options.optimization_level,
+        },
+        "onnx_sha256": sha256_of(onnx_path),
+    }
+    atomic_write_bytes(engine_path, memoryview(plan))
+    sidecar["engine_sha256"] = sha256_of(engine_path)
+    atomic_write_bytes(sidecar_path(engine_path), json.dumps(sidecar, indent=2).encode())
+    log(f"wrote {engine_path} and {sidecar_path(engine_path).name}")
+    return sidecar
+
