@@ -113,6 +113,43 @@ def export_onnx_command(checkpoint: str, output: str | None, direction: str, io:
     click.echo(f"wrote {report.output}")
 
 
+@export_group.command("trt")
+@click.argument("onnx_model", metavar="ONNX", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Output engine; a JSON sidecar OUTPUT.json goes beside it [default: ONNX with .engine].")
+@click.option("--batch", default="1:2:4", show_default=True, help="Batch size N or MIN:OPT:MAX.")
+@click.option("--height", default=None,
+              help="Light models: H or MIN:OPT:MAX, multiples of 4 [default: 64:img_size:1088].")
+@click.option("--width", default=None,
+              help="Light models: W or MIN:OPT:MAX, multiples of 4 [default: 64:img_size:1920].")
+@click.option("--recipe", type=click.Choice(["auto", "strong", "weak"]), default="auto", show_default=True,
+              help="FP16 recipe: strong (TensorRT 10+/11, needs `export onnx --fp16`) or weak "
+                   "(TensorRT 8.x and 10.0-10.11: FP16 flag, norms pinned to FP32).")
+@click.option("--workspace", type=click.IntRange(16), default=1024, show_default=True, help="Workspace limit, MiB.")
+@click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Timing cache file [default: one per TensorRT version and GPU in ~/.cache/nicegan/tensorrt].")
+@click.option("--dla-core", type=click.IntRange(0), default=None,
+              help="Jetson: build for this DLA core with GPU fallback (static shapes only).")
+@click.option("--opt-level", type=click.IntRange(0, 5), default=None,
+              help="Builder optimisation level (TensorRT 8.6+; 3 is TensorRT's default, 4-5 build slower).")
+def export_trt_command(onnx_model: str, output: str | None, batch: str, height: str | None, width: str | None,
+                       recipe: str, workspace: int, timing_cache: str | None, dla_core: int | None,
+                       opt_level: int | None) -> None:
+    """Build an FP16 TensorRT engine from ONNX on this machine (engines only run on the TensorRT
+    version and GPU type that built them)."""
+    from pathlib import Path
+
+    from export.to_tensorrt import BuildOptions, DimRange, TensorRTError, build_engine
+    try:
+        options = BuildOptions(batch=DimRange.parse(batch), height=height and DimRange.parse(height),
+                               width=width and DimRange.parse(width), workspace_mib=workspace,
+                               timing_cache=timing_cache and Path(timing_cache), dla_core=dla_core,
+                               optimization_level=opt_level, recipe=recipe)
+        build_engine(onnx_model, output or Path(onnx_model).with_suffix(".engine"), options, log=click.echo)
+    except TensorRTError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 # --- runtime ------------------------------------------------------------------------------
 
 

@@ -38,7 +38,7 @@ REQUIRED_API: dict[str, tuple[str, ...]] = {
     "Builder": ("create_network", "create_builder_config", "create_optimization_profile",
                 "build_serialized_network", "num_DLA_cores"),
     "INetworkDefinition": ("num_layers", "get_layer", "num_inputs", "get_input", "num_outputs", "get_output"),
-    "ILayer": ("name", "type", "num_outputs", "get_output"),
+    "ILayer": ("name", "type", "num_inputs", "get_input", "num_outputs", "get_output"),
     "ITensor": ("name", "dtype", "shape"),
     "OnnxParser": ("parse_from_file", "num_errors", "get_error"),
     "IBuilderConfig": ("set_memory_pool_limit", "add_optimization_profile", "create_timing_cache",
@@ -66,12 +66,13 @@ OPTIONAL_API: dict[str, tuple[str, ...]] = {
     "IBuilderConfig": ("builder_optimization_level",),
 }
 
-# Layer types whose arithmetic overflows or loses precision in FP16 inside ILN/adaILN/InstanceNorm
-# (means, squared deviations, sqrt, divisions). Decided by type, not by name, because the legacy
-# exporter names an ILN inside nn.Sequential only by its index (`/UpBlock2/UpBlock2.3/...`) and the
-# dynamo exporter not at all (`node_mean_2`); the names below catch the rest of a norm's scope.
+# Normalisation layers are found by name: `nicegan export onnx` wraps every norm in a module named
+# `fp32`, so TensorRT layer names (= ONNX node names) contain `/fp32/`; the legacy exporter alone
+# would name an ILN inside nn.Sequential only by its index (`/UpBlock2/UpBlock2.3/...`). For ONNX
+# files without such names (other exporters), the layer types that compute norm statistics
+# (means, squared deviations, sqrt, divisions) are pinned instead.
+FP32_SCOPE = re.compile(r"(^|/)(fp32|norm\d*|ILN|adaILN)(/|$)|InstanceNormalization|LayerNormalization")
 FP32_LAYER_TYPES = ("REDUCE", "NORMALIZATION", "ELEMENTWISE", "UNARY", "SOFTMAX")
-FP32_SCOPE = re.compile(r"(^|/)(norm\d*|ILN|adaILN|fp32)(/|$)|InstanceNormalization|LayerNormalization")
 
 STRONG, WEAK = "strongly-typed", "weakly-typed"
 
@@ -216,20 +217,31 @@ def _check_against_network(shapes: dict[str, tuple[int, ...]], network_shape: tu
 # --- precision pinning (weak recipe) -------------------------------------------------------
 
 
-def pin_normalisation_fp32(trt: Any, network: Any) -> list[str]:
-    """Pin every float layer of the FP32_LAYER_TYPES (or of a norm scope) to FP32; returns their names."""
-    types = {trt.LayerType.__members__[n] for n in FP32_LAYER_TYPES if n in trt.LayerType.__members__}
+def _float_only(layer: Any, floats: set) -> bool:
+    """Layers on integer tensors (shape arithmetic, e.g. the Bessel factor's element count) keep their types."""
+    inputs = [layer.get_input(k) for k in range(layer.num_inputs)]
+    outputs = [layer.get_output(k) for k in range(layer.num_outputs)]
+    return all(t.dtype in floats for t in inputs + outputs if t is not None)
+
+
+def normalisation_layers(trt: Any, network: Any) -> list[Any]:
+    """The float layers of the norm scopes, or, in a graph without such names, of FP32_LAYER_TYPES."""
     floats = {trt.DataType.FLOAT, trt.DataType.HALF}
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    layers = [layer for layer in layers if _float_only(layer, floats)]
+    named = [layer for layer in layers if FP32_SCOPE.search(layer.name)]
+    if named:
+        return named
+    types = {trt.LayerType.__members__[n] for n in FP32_LAYER_TYPES}
+    return [layer for layer in layers if layer.type in types]
+
+
+def pin_normalisation_fp32(trt: Any, network: Any) -> list[str]:
+    """Weak typing: compute and output the normalisation layers in FP32; returns their names."""
     pinned = []
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        if layer.type not in types and not FP32_SCOPE.search(layer.name):
-            continue
-        outputs = range(layer.num_outputs)
-        if not all(layer.get_output(k).dtype in floats for k in outputs):
-            continue  # shape arithmetic on integers stays as it is
+    for layer in normalisation_layers(trt, network):
         layer.precision = trt.DataType.FLOAT
-        for k in outputs:
+        for k in range(layer.num_outputs):
             layer.set_output_type(k, trt.DataType.FLOAT)
         pinned.append(layer.name)
     return pinned
