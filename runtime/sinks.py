@@ -44,7 +44,7 @@ def write_image_atomically(path: Path, image: np.ndarray) -> None:
             raise SinkError(f"{path}: OpenCV cannot write '{path.suffix}' files (choose another --ext)")
         os.replace(tmp, path)
     except cv2.error as exc:
-        raise SinkError(f"{path}: cannot encode ({exc.err})") from exc
+        raise SinkError(f"{path}: cannot write ({exc.err}; choose another --ext)") from exc
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -16,3 +16,21 @@ def image_dataset(tmp_path_factory) -> Path:
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A light tiny checkpoint in the official layout with trained-like parameters."""
     return save_checkpoint(make_trained_like(TINY), tmp_path_factory.mktemp("ckpt") / "tiny_params_latest.pt")
+
+
+# --- runtime (issue 4): exported tiny models, built once per session ------------------------
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint exported by the export stage: uint8 NHWC BGR I/O (the runtime default)."""
+    from export.to_onnx import export_onnx
+    out = tmp_path_factory.mktemp("onnx") / "tiny_uint8.onnx"
+    return export_onnx(tiny_checkpoint, out, io="uint8", parity=False, log=lambda _: None).output
+
+
+@pytest.fixture(scope="session")
+def tiny_float_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The same model with float NCHW RGB [-1, 1] I/O (converted inside the ONNX Runtime backend)."""
+    from export.to_onnx import export_onnx
+    out = tmp_path_factory.mktemp("onnx") / "tiny_float.onnx"
+    return export_onnx(tiny_checkpoint, out, io="float", parity=False, log=lambda _: None).output

@@ -1,0 +1,70 @@
+"""`nicegan info MODEL`: what a model file says about itself and what would run it."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from export.metadata import ModelInfo
+from runtime.backends import choose_backend
+
+
+def describe_model(model_path: str | os.PathLike, backend: str = "auto") -> list[str]:
+    """Lines for the user: backend and device that would run it, metadata, I/O, size policy."""
+    path = Path(model_path)
+    kind, why = choose_backend(path, backend)
+    info, io_lines, device = _DESCRIBERS[kind](path)
+    lines = [f"model: {path} ({path.stat().st_size / 1e6:.1f} MB)",
+             f"backend: {kind} ({why}), device: {device}",
+             "metadata:"]
+    lines += [f"  {key}: {value}" for key, value in asdict(info).items()]
+    lines.append("I/O:")
+    lines += [f"  {line}" for line in io_lines]
+    lines.append("sizes: " + (f"any H, W (padded by reflection to a multiple of {info.size_multiple})"
+                              if info.dynamic_hw else f"fixed {info.img_size}x{info.img_size}; frames resized to it and back"))
+    return lines
+
+
+def _onnx(path: Path) -> tuple[ModelInfo, list[str], str]:
+    import onnx
+    import onnxruntime as ort
+    from runtime.backends.onnxruntime_backend import ONNXRuntimeBackend
+    model = onnx.load(str(path), load_external_data=False)
+    with ONNXRuntimeBackend(path) as backend:  # the same reading of metadata the runtime uses
+        info = backend.info
+    io_lines = [f"{direction} {value.name}: {_onnx_type(value)}"
+                for direction, values in (("input", model.graph.input), ("output", model.graph.output))
+                for value in values]
+    io_lines.append(f"opset {model.opset_import[0].version}, IR {model.ir_version}, producer {model.producer_name}")
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    return info, io_lines, "CUDA (ONNX Runtime CUDA provider)" if cuda else f"CPU ({os.cpu_count()} cores)"
+
+
+def _onnx_type(value) -> str:
+    import onnx
+    tensor = value.type.tensor_type
+    dims = [d.dim_param or str(d.dim_value) for d in tensor.shape.dim]
+    return f"{onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)} [{', '.join(dims)}]"
+
+
+def _torch(path: Path) -> tuple[ModelInfo, list[str], str]:
+    import torch
+    from export.translator import load_translator
+    module, info = load_translator(path)
+    params = sum(p.numel() for p in module.parameters())
+    io_lines = [f"checkpoint: float32 NCHW RGB in [-1, 1], {params / 1e6:.2f} M parameters (direction a2b shown)",
+                "the runtime feeds uint8 NHWC BGR frames through the same casts as the exported uint8 graph"]
+    device = f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else \
+        f"CPU ({torch.get_num_threads()} threads)"
+    return info, io_lines, device
+
+
+def _tensorrt(path: Path) -> tuple[ModelInfo, list[str], str]:
+    from export.to_tensorrt import model_info_from_sidecar, read_sidecar
+    sidecar = read_sidecar(path)
+    built = sidecar["tensorrt"]
+    io_lines = [f"{key}: {value}" for key, value in built.items()]
+    return model_info_from_sidecar(sidecar), io_lines, f"GPU 0 (engine built for {built.get('gpu', '?')})"
+
+
+_DESCRIBERS = {"onnxruntime": _onnx, "torch": _torch, "tensorrt": _tensorrt}
