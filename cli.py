@@ -153,6 +153,124 @@ def export_trt_command(onnx_model: str, output: str | None, batch: str, height: 
 # --- runtime ------------------------------------------------------------------------------
 
 
+def _runtime_errors() -> tuple[type[Exception], ...]:
+    """User errors of the runtime (bad input/output/model): one line, no traceback."""
+    from export.translator import TranslatorError
+    from runtime.backends.base import BackendError
+    from runtime.frames import FrameError
+    from runtime.sinks import SinkError
+    from runtime.sources import SourceError
+    return SourceError, SinkError, BackendError, FrameError, TranslatorError
+
+
+def _backend_options(command):
+    """--model and the options that choose how it runs, shared by translate and bench."""
+    options = [
+        click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
+                     help="Model: .engine (TensorRT), .onnx (ONNX Runtime) or .pt/.pth checkpoint (PyTorch)."),
+        click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime", "torch"]), default="auto",
+                     show_default=True, help="auto: the backend for the model's file type, on the fastest device."),
+        click.option("--device", default=None, help="cpu, cuda or cuda:N [default: CUDA when present]."),
+        click.option("--half", is_flag=True, help="PyTorch checkpoints on CUDA: fp16 autocast."),
+        click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
+                     help="PyTorch checkpoints only (exported models have their direction baked in)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _open_backend(model: str, backend: str, device: str | None, half: bool, direction: str):
+    from runtime.backends import choose_backend, open_backend
+    _, why = choose_backend(model, backend)
+    opened = open_backend(model, backend, half=half, device=device, direction=direction)
+    click.echo(f"backend: {opened.name} on {opened.device} ({why})", err=True)
+    return opened
+
+
+@cli.command("translate")
+@click.argument("input_spec", metavar="INPUT")
+@click.argument("output_spec", metavar="[OUTPUT]", required=False)
+@_backend_options
+@click.option("-b", "--batch-size", default=4, show_default=True, help="Frames per inference call.")
+@click.option("--max-size", type=int, default=None,
+              help="Light models: downscale so the longest side is at most this, then resize back.")
+@click.option("--suffix", default="", help="Appended to output file names (folder outputs), e.g. _zebra.")
+@click.option("--ext", default=None, help="Output image format, e.g. png or jpg [default: the input's].")
+@click.option("--compare", is_flag=True, help="Write input | output side by side (twice the width).")
+@click.option("--codec", default=None,
+              help="Video codec: a fourcc (mp4v for .mp4, MJPG for .avi, VP80/VP90 for .webm) or h264 (needs ffmpeg).")
+@click.option("--audio", type=click.Choice(["copy", "none"]), default="copy", show_default=True,
+              help="Copy the input video's audio track (needs ffmpeg; a note says when it cannot).")
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them, i.e. resume).")
+@click.option("--no-progress", is_flag=True, help="No progress bar (logs, CI).")
+def translate_command(input_spec: str, output_spec: str | None, model: str, backend: str, device: str | None,
+                      half: bool, direction: str, no_progress: bool, **options) -> None:
+    """Translate INPUT into OUTPUT with MODEL.
+
+    INPUT: an image, a folder (recursive), a glob ('photos/**/*.jpg'), a .txt list of paths, a
+    video, a camera (0, /dev/video0, csi://0), an rtsp:// URL or a GStreamer pipeline ('... ! appsink').
+    OUTPUT: a folder (mirrors the input tree), an image file, or a video file (.mp4, .avi, .mkv,
+    .webm) [default: INPUT_nicegan/ or INPUT_nicegan.EXT beside the input]. Existing outputs are
+    skipped, so rerunning a stopped job resumes it. Exit status 1 when an input failed, 130 on Ctrl-C.
+    """
+    from runtime.pipeline import TranslateOptions, translate
+    try:
+        with _open_backend(model, backend, device, half, direction) as opened:
+            report = translate(input_spec, output_spec, opened,
+                               TranslateOptions(progress=not no_progress, **options), log=click.echo)
+    except _runtime_errors() as exc:
+        raise click.ClickException(str(exc)) from None
+    if report.interrupted:
+        raise SystemExit(130)
+    if report.failed:
+        raise SystemExit(1)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
+def _size_list(text: str) -> tuple[tuple[int, int], ...]:
+    return tuple((int(h), int(w)) for h, w in (s.lower().split("x") for s in text.split(",")))
+
+
+@cli.command("bench")
+@_backend_options
+@click.option("--batch-sizes", default="1,2,4,8", show_default=True, help="Comma-separated batch sizes.")
+@click.option("--sizes", default="256x256,720x1280", show_default=True,
+              help="Comma-separated HxW (fixed-size models run at their own size).")
+@click.option("--warmup", default=2, show_default=True, help="Untimed runs per configuration.")
+@click.option("--runs", default=5, show_default=True, help="Timed runs per configuration (median reported).")
+def bench_command(model: str, backend: str, device: str | None, half: bool, direction: str,
+                  batch_sizes: str, sizes: str, warmup: int, runs: int) -> None:
+    """Throughput of MODEL's backend over batch sizes and resolutions (pure inference)."""
+    from runtime.bench import benchmark, format_table
+    try:
+        batches, shapes = _int_list(batch_sizes), _size_list(sizes)
+    except ValueError:
+        raise click.BadParameter("use e.g. --batch-sizes 1,4,8 --sizes 256x256,720x1280") from None
+    try:
+        with _open_backend(model, backend, device, half, direction) as opened:
+            results = benchmark(opened, batches, shapes, warmup, runs)
+            click.echo(format_table(opened, results, warmup, runs))
+    except _runtime_errors() as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command("info")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime", "torch"]), default="auto",
+              show_default=True)
+def info_command(model: str, backend: str) -> None:
+    """MODEL's metadata, inputs/outputs and the backend and device that would run it."""
+    from runtime.info import describe_model
+    try:
+        click.echo("\n".join(describe_model(model, backend)))
+    except _runtime_errors() as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 # --- quality and demo ---------------------------------------------------------------------
 
 
