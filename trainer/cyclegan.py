@@ -94,7 +94,8 @@ def infer_cyclegan_config(state: dict[str, torch.Tensor]) -> CycleGANConfig:
     return CycleGANConfig(
         input_nc=first.shape[1], output_nc=state[last_key].shape[0], ngf=first.shape[0],
         n_blocks=len(blocks), affine_norm="model.2.weight" in state,
-        use_dropout=any(k.endswith("conv_block.6.weight") for k in state),
+        # conv_block.6 is the second conv with dropout, but the affine norm's weight without it.
+        use_dropout=any(k.endswith("conv_block.6.weight") and v.ndim == 4 for k, v in state.items()),
     )
 
 
