@@ -27,11 +27,14 @@ from export.metadata import ModelInfo
 
 INSTALL_HINT = ("install it with `pip install 'nicegan[tensorrt]'` (x86_64/SBSA), or on Jetson use JetPack's "
                 "`sudo apt install python3-libnvinfer` in a venv created with --system-site-packages")
+PYCUDA_HINT = ("install it with `pip install pycuda` (it builds from source: the CUDA toolkit's nvcc must be on "
+               "PATH, e.g. PATH=/usr/local/cuda/bin:$PATH on Jetson); see docs/DEPLOY.md")
 
 # Names touched on every supported version: "module" is the tensorrt package itself.
 REQUIRED_API: dict[str, tuple[str, ...]] = {
     "module": ("__version__", "Logger", "Builder", "OnnxParser", "Runtime", "init_libnvinfer_plugins", "nptype",
                "NetworkDefinitionCreationFlag", "BuilderFlag", "MemoryPoolType", "DeviceType", "DataType",
+               "ProfilingVerbosity",
                "LayerType", "TensorIOMode", "IBuilderConfig", "ILayer", "ITensor", "INetworkDefinition",
                "IOptimizationProfile", "ITimingCache", "ICudaEngine", "IExecutionContext"),
     "Logger": ("WARNING",),
@@ -42,12 +45,14 @@ REQUIRED_API: dict[str, tuple[str, ...]] = {
     "ITensor": ("name", "dtype", "shape"),
     "OnnxParser": ("parse_from_file", "num_errors", "get_error"),
     "IBuilderConfig": ("set_memory_pool_limit", "add_optimization_profile", "create_timing_cache",
-                       "set_timing_cache", "get_timing_cache", "set_flag", "default_device_type", "DLA_core"),
+                       "set_timing_cache", "get_timing_cache", "set_flag", "default_device_type", "DLA_core",
+                       "profiling_verbosity"),
     "IOptimizationProfile": ("set_shape",),
     "ITimingCache": ("serialize",),
     "MemoryPoolType": ("WORKSPACE",),
     "BuilderFlag": ("GPU_FALLBACK",),
     "DeviceType": ("DLA",),
+    "ProfilingVerbosity": ("DETAILED",),
     "DataType": ("FLOAT", "HALF", "UINT8"),
     "LayerType": ("ELEMENTWISE", "REDUCE", "UNARY", "SOFTMAX", "NORMALIZATION"),
     "TensorIOMode": ("INPUT", "OUTPUT"),
@@ -263,15 +268,19 @@ def gpu_identity(device: int = 0) -> GpuIdentity:
     """The CUDA device's name and compute capability, via pycuda (the runtime's dependency) or torch."""
     try:
         import pycuda.driver as cuda
-        cuda.init()
-        dev = cuda.Device(device)
-        major, minor = dev.compute_capability()
-        return GpuIdentity(dev.name(), f"{major}.{minor}")
     except ImportError:
-        pass
+        cuda = None
+    if cuda is not None:
+        try:
+            cuda.init()
+            dev = cuda.Device(device)
+            major, minor = dev.compute_capability()
+            return GpuIdentity(dev.name(), f"{major}.{minor}")
+        except cuda.Error as exc:
+            raise TensorRTError(f"no usable CUDA device {device} ({exc})") from None
     import torch
     if not torch.cuda.is_available():
-        raise TensorRTError(f"no CUDA device visible and pycuda is not installed; {INSTALL_HINT}")
+        raise TensorRTError(f"no CUDA device visible and pycuda is not installed; {PYCUDA_HINT}")
     major, minor = torch.cuda.get_device_capability(device)
     return GpuIdentity(torch.cuda.get_device_name(device), f"{major}.{minor}")
 
@@ -402,6 +411,8 @@ def _parse_onnx(trt: Any, builder: Any, logger: Any, onnx_path: Path, flags: int
 def _configure(trt: Any, caps: Capabilities, builder: Any, config: Any, options: BuildOptions, recipe: str,
                shapes: dict[str, tuple[int, ...]], input_name: str, cache_bytes: bytes) -> None:
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    # layer names and precisions in the plan, so the engine inspector / trtexec can show the FP32 norms
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     if recipe == WEAK:
         config.set_flag(trt.BuilderFlag.FP16)
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)

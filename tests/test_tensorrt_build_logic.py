@@ -126,6 +126,7 @@ def test_profile_and_options_reach_the_builder_config(tiny_fp16_onnx, tmp_path):
         ("input", (2, 64, 96, 3), (4, 128, 96, 3), (8, 256, 96, 3))]
     assert calls(trt, "IBuilderConfig.set_memory_pool_limit") == [("WORKSPACE", 512 << 20)]
     assert calls(trt, "IBuilderConfig.builder_optimization_level") == [(5,)]
+    assert [c[0].name for c in calls(trt, "IBuilderConfig.profiling_verbosity")] == ["DETAILED"]
 
 
 def test_timing_cache_is_written_then_reused(tiny_fp16_onnx, tmp_path):

@@ -218,6 +218,7 @@ class IBuilderConfig:
                                              object.__setattr__(self, "_" + key, value)))
 
     default_device_type = _setter("default_device_type")
+    profiling_verbosity = _setter("profiling_verbosity")
     DLA_core = _setter("DLA_core")
     builder_optimization_level = _setter("builder_optimization_level")
     del _setter
@@ -352,7 +353,7 @@ def fake_tensorrt(version: str = VERSIONS[-1], *, dla_cores: int = 0, build_fail
                           parser_errors=parser_errors, io_dtype=io_dtype, memory=None)
     for owner, members in enums.items():
         setattr(trt, owner, make_enum(owner, members))
-    for owner in ("MemoryPoolType", "DeviceType"):
+    for owner in ("MemoryPoolType", "DeviceType", "ProfilingVerbosity"):
         setattr(trt, owner, make_enum(owner, {n: i for i, n in enumerate(surface[owner]) if surface[owner][n]}))
     for name, impl in IMPLS.items():
         allowed = {n for n, present in surface.get(name, {}).items() if present}

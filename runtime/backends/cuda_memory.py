@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from export.to_tensorrt import INSTALL_HINT, GpuIdentity
+from export.to_tensorrt import PYCUDA_HINT, GpuIdentity
 from runtime.backends.base import BackendError
 
 
@@ -19,16 +19,12 @@ class PycudaMemory:
     def __init__(self, device: int = 0):
         try:
             import pycuda.driver as cuda
-            if device == 0:
-                # autoprimaryctx, not autoinit: autoinit creates a second context that clashes with TensorRT's
-                import pycuda.autoprimaryctx
-                context = pycuda.autoprimaryctx.context
-            else:
-                cuda.init()
-                context = cuda.Device(device).retain_primary_context()
-                context.push()
         except ImportError as exc:
-            raise BackendError(f"pycuda is not available ({exc}); {INSTALL_HINT}") from None
+            raise BackendError(f"pycuda is not available ({exc}); {PYCUDA_HINT}") from None
+        try:
+            context = _primary_context(device)
+        except Exception as exc:  # pycuda raises its own Error, or RuntimeError when no device answers
+            raise BackendError(f"no usable CUDA device {device} ({exc})") from None
         self._cuda = cuda
         self._context = context
         self.stream = cuda.Stream()
@@ -69,6 +65,19 @@ class PycudaMemory:
 
     def free(self, allocation: Any) -> None:
         allocation.free()
+
+
+def _primary_context(device: int) -> Any:
+    """The device's primary context, pushed on this thread."""
+    if device == 0:
+        # autoprimaryctx, not autoinit: autoinit creates a second context that clashes with TensorRT's
+        import pycuda.autoprimaryctx
+        return pycuda.autoprimaryctx.context
+    import pycuda.driver as cuda
+    cuda.init()
+    context = cuda.Device(device).retain_primary_context()
+    context.push()
+    return context
 
 
 class Staging:

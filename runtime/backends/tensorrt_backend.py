@@ -130,7 +130,8 @@ class TensorRTBackend(Backend):
         x = self._engine_input(frames)
         self._check_profile(x.shape)
         ctx, memory = self._context, self._memory
-        ctx.set_input_shape(self._input, x.shape)
+        if not ctx.set_input_shape(self._input, x.shape):
+            raise BackendError(f"{self.path}: TensorRT refused input shape {x.shape}; {_rebuild_hint(self.path)}")
         out_shape = _dims(ctx.get_tensor_shape(self._output))
         in_host, in_dev = self._staging[self._input].ensure(x.nbytes)
         out_nbytes = int(np.prod(out_shape)) * self._out_dtype.itemsize
@@ -146,7 +147,8 @@ class TensorRTBackend(Backend):
         return self._frames(out_host.view(self._out_dtype).reshape(out_shape))
 
     def close(self) -> None:
-        for staging in self._staging.values():
-            staging.release()
+        with self._memory.current():
+            for staging in self._staging.values():
+                staging.release()
         self._staging = {}
         self._context = self._engine = self._runtime = None
