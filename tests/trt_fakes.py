@@ -56,7 +56,8 @@ def strict(impl: type, allowed: set[str], trt: Any) -> type:
         if not key.startswith("_") and key not in allowed:
             raise AttributeError(f"{impl.__name__}.{key} does not exist in this TensorRT version")
         object.__setattr__(self, key, value)
-    namespace = {k: v for k, v in vars(impl).items() if k.startswith("_") or k in allowed}
+    inherited = {k: v for cls in reversed(impl.__mro__[:-1]) for k, v in vars(cls).items()}
+    namespace = {k: v for k, v in inherited.items() if (k.startswith("_") and k != "__dict__") or k in allowed}
     return type(impl.__name__, (), {**namespace, "__setattr__": __setattr__, "_trt": trt})
 
 
@@ -72,13 +73,9 @@ class ITensor:
     shape = property(lambda self: self._shape)
 
 
-class ILayer:
-    def __init__(self, name, layer_type, inputs, outputs):
-        self._name, self._type, self._inputs, self._outputs = name, layer_type, inputs, outputs
-        self._precision, self._output_types = None, {}
+class _InputsOutputs:
+    """What ILayer and INetworkDefinition share: indexed input and output tensors."""
 
-    name = property(lambda self: self._name)
-    type = property(lambda self: self._type)
     num_inputs = property(lambda self: len(self._inputs))
     num_outputs = property(lambda self: len(self._outputs))
 
@@ -87,6 +84,15 @@ class ILayer:
 
     def get_output(self, i):
         return self._outputs[i]
+
+
+class ILayer(_InputsOutputs):
+    def __init__(self, name, layer_type, inputs, outputs):
+        self._name, self._type, self._inputs, self._outputs = name, layer_type, inputs, outputs
+        self._precision, self._output_types = None, {}
+
+    name = property(lambda self: self._name)
+    type = property(lambda self: self._type)
 
     def _set_precision(self, dtype):
         self._trt.calls.append(("ILayer.precision", self._name, dtype.name))
@@ -99,22 +105,14 @@ class ILayer:
         self._output_types[index] = dtype
 
 
-class INetworkDefinition:
+class INetworkDefinition(_InputsOutputs):
     def __init__(self, flags):
         self._flags, self._layers, self._inputs, self._outputs = flags, [], [], []
 
     num_layers = property(lambda self: len(self._layers))
-    num_inputs = property(lambda self: len(self._inputs))
-    num_outputs = property(lambda self: len(self._outputs))
 
     def get_layer(self, i):
         return self._layers[i]
-
-    def get_input(self, i):
-        return self._inputs[i]
-
-    def get_output(self, i):
-        return self._outputs[i]
 
 
 class OnnxParser:
