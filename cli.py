@@ -139,8 +139,6 @@ def export_trt_command(onnx_model: str, output: str | None, batch: str, height: 
                        opt_level: int | None) -> None:
     """Build an FP16 TensorRT engine from ONNX on this machine (engines only run on the TensorRT
     version and GPU type that built them)."""
-    from pathlib import Path
-
     from export.to_tensorrt import BuildOptions, DimRange, TensorRTError, build_engine
     try:
         options = BuildOptions(batch=DimRange.parse(batch), height=height and DimRange.parse(height),
