@@ -162,9 +162,8 @@ class DimRange:
     @classmethod
     def parse(cls, text: str | int) -> "DimRange":
         """'256' (static) or 'MIN:OPT:MAX'."""
-        parts = [p for p in str(text).split(":")]
         try:
-            values = [int(p) for p in parts]
+            values = [int(p) for p in str(text).split(":")]
         except ValueError:
             raise TensorRTError(f"bad range {text!r}: use N or MIN:OPT:MAX") from None
         if len(values) == 1:
@@ -211,12 +210,26 @@ def profile_shapes(info: ModelInfo, batch: DimRange, height: DimRange | None,
     return shapes
 
 
-def _check_against_network(shapes: dict[str, tuple[int, ...]], network_shape: tuple[int, ...]) -> None:
-    """Fixed dims of the ONNX input must be equal in min/opt/max (TensorRT's profile rule)."""
+def fit_to_network(shapes: dict[str, tuple[int, ...]], network_shape: tuple[int, ...],
+                   explicit_axes: set[int]) -> dict[str, tuple[int, ...]]:
+    """Fixed dims of the ONNX input (a static export) replace default ranges; ranges the user gave
+    for such a dim must equal it (TensorRT's rule: fixed dims are equal in min/opt/max)."""
+    fitted = {key: list(shape) for key, shape in shapes.items()}
     for axis, dim in enumerate(network_shape):
-        if dim >= 0 and any(shape[axis] != dim for shape in shapes.values()):
+        if dim < 0:
+            continue
+        if axis in explicit_axes and any(shape[axis] != dim for shape in shapes.values()):
             raise TensorRTError(f"the ONNX input has a fixed dimension {axis} = {dim} but the profile asks "
-                                f"{[s[axis] for s in shapes.values()]}: re-export with dynamic axes or match it")
+                                f"{[s[axis] for s in shapes.values()]}: leave that option out or match it")
+        for shape in fitted.values():
+            shape[axis] = dim
+    return {key: tuple(shape) for key, shape in fitted.items()}
+
+
+def _explicit_axes(info: ModelInfo, options: "BuildOptions") -> set[int]:
+    height_axis, width_axis = (1, 2) if info.io == "uint8" else (2, 3)
+    return ({0} if options.batch != DEFAULT_BATCH else set()) | \
+        ({height_axis} if options.height else set()) | ({width_axis} if options.width else set())
 
 
 # --- precision pinning (weak recipe) -------------------------------------------------------
@@ -459,10 +472,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, o
     logger = trt.Logger(trt.Logger.WARNING)
     trt.init_libnvinfer_plugins(logger, "")
     builder = trt.Builder(logger)
-    _check_dla(builder, options, shapes)
     network, _parser = _parse_onnx(trt, builder, logger, onnx_path, network_flags(trt, caps, recipe))
     input_tensor = network.get_input(0)
-    _check_against_network(shapes, tuple(input_tensor.shape))
+    shapes = fit_to_network(shapes, tuple(int(d) for d in input_tensor.shape), _explicit_axes(info, options))
+    _check_dla(builder, options, shapes)
     pinned = pin_normalisation_fp32(trt, network) if recipe == WEAK else []
 
     cache_path = options.timing_cache or default_timing_cache(caps.version, gpu)

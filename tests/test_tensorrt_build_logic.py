@@ -129,6 +129,20 @@ def test_profile_and_options_reach_the_builder_config(tiny_fp16_onnx, tmp_path):
     assert [c[0].name for c in calls(trt, "IBuilderConfig.profiling_verbosity")] == ["DETAILED"]
 
 
+def test_static_onnx_fixes_the_profile_and_allows_dla(tiny_fp16_onnx, tmp_path):
+    model = onnx.load(tiny_fp16_onnx)
+    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 128, 96, 3)):
+        dim.dim_value = value
+    static = tmp_path / "static.onnx"
+    onnx.save(model, static)
+    trt = fake_tensorrt(TRT10, dla_cores=1)
+    _, sidecar = build(trt, static, tmp_path, dla_core=0)       # defaults give way to the fixed dims
+    assert calls(trt, "IOptimizationProfile.set_shape") == [("input",) + ((1, 128, 96, 3),) * 3]
+    assert sidecar["tensorrt"]["dla_core"] == 0
+    with pytest.raises(TensorRTError, match=r"fixed dimension 1 = 128 .*leave that option out"):
+        build(fake_tensorrt(TRT10), static, tmp_path, height=DimRange.parse("64:128:256"))
+
+
 def test_timing_cache_is_written_then_reused(tiny_fp16_onnx, tmp_path):
     cache = tmp_path / "cache" / "timing.cache"
     trt = fake_tensorrt(TRT11)
