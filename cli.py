@@ -192,7 +192,8 @@ def _open_backend(model: str, backend: str, device: str | None, half: bool, dire
 @click.argument("input_spec", metavar="INPUT")
 @click.argument("output_spec", metavar="[OUTPUT]", required=False)
 @_backend_options
-@click.option("-b", "--batch-size", default=4, show_default=True, help="Frames per inference call.")
+@click.option("-b", "--batch-size", type=click.IntRange(min=0), default=0,
+              help="Frames per inference call [default: 1 on CPU, 8 on GPU].")
 @click.option("--max-size", type=int, default=None,
               help="Light models: downscale so the longest side is at most this, then resize back.")
 @click.option("--suffix", default="", help="Appended to output file names (folder outputs), e.g. _zebra.")

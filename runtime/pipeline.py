@@ -5,7 +5,8 @@ batches frames of equal size and runs the backend (so CUDA/TensorRT contexts sta
 that created them); the encode thread restores each frame to its own size and format and writes
 it, in input order. Queues hold a couple of batches, so memory stays flat however long the input.
 Ctrl-C stops after the current batch: everything inferred so far is written and video files are
-closed properly (kept as NAME.partial.EXT); a rerun resumes where the job stopped.
+closed properly (kept as NAME.partial.EXT; for cameras and streams Ctrl-C is the normal end and
+the video is final); a rerun resumes where the job stopped.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ _POLL_S = 0.1         # how often blocked queue operations look at the stop flag
 
 @dataclass
 class TranslateOptions:
-    batch_size: int = 4
+    batch_size: int = 0           # 0: auto (1 on CPU, where batching does not pay; 8 on GPUs)
     max_size: int | None = None   # light models: downscale so the longest side is at most this
     suffix: str = ""
     ext: str | None = None
@@ -102,6 +103,10 @@ class _Record:
     placement: Placement
 
 
+def default_batch_size(backend: Backend) -> int:
+    return 1 if backend.device.startswith("CPU") else 8
+
+
 def translate(input_spec: str, output_spec: str | None, backend: Backend,
               options: TranslateOptions | None = None,
               log: Callable[[str], None] = tqdm.write) -> TranslateReport:
@@ -140,7 +145,7 @@ class _Pipeline:
         self.live = isinstance(source, VideoSource) and source.live
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
-        batch = max(1, options.batch_size)
+        batch = options.batch_size or default_batch_size(backend)
         self.batch_size = batch
         self.decoded: queue.Queue = queue.Queue(maxsize=2 * batch)
         self.encoded: queue.Queue = queue.Queue(maxsize=2)
@@ -299,7 +304,8 @@ class _Pipeline:
         def stop_after_batch(signum, frame):
             if self.stop.is_set():
                 raise KeyboardInterrupt
-            self.report.interrupted = True
+            # A camera or stream has no end: Ctrl-C is how it ends, and its video is complete.
+            self.report.interrupted = not self.live
             self.stop.set()
             self.log("Ctrl-C: stopping after the current batch (press again to abort)")
 
