@@ -17,7 +17,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -454,6 +454,16 @@ def _check_dla(builder: Any, options: BuildOptions, shapes: dict[str, tuple[int,
                             f"(Xavier, Orin NX and AGX Orin have 1-2; Orin Nano has none)")
 
 
+def _notes(caps: Capabilities, recipe: str, onnx_fp16: bool, options: BuildOptions) -> list[str]:
+    notes = []
+    if options.optimization_level is not None and not caps.optimization_level:
+        notes.append(f"TensorRT {caps.version} has no builder optimisation level; --opt-level ignored")
+    if recipe == WEAK and onnx_fp16:
+        notes.append("weakly typed builds are meant for the FP32 export (`nicegan export onnx --target trt8`); "
+                     "this FP16 ONNX is built as it is")
+    return notes
+
+
 def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, options: BuildOptions | None = None,
                  *, trt: Any = None, gpu: GpuIdentity | None = None,
                  log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -467,6 +477,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, o
     gpu = gpu or gpu_identity()
     caps = detect_capabilities(trt)
     recipe = choose_recipe(caps, onnx_path, onnx_fp16, options.recipe)
+    for note in _notes(caps, recipe, onnx_fp16, options):
+        log(f"note: {note}")
     shapes = profile_shapes(info, options.batch, options.height, options.width)
 
     logger = trt.Logger(trt.Logger.WARNING)
@@ -492,7 +504,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, o
     atomic_write_bytes(cache_path, config.get_timing_cache().serialize())
 
     sidecar = {
-        "model": asdict(info),
+        "model": asdict(replace(info, precision="fp16")),   # the ONNX's metadata; the engine computes FP16
         "tensorrt": {
             "version": caps.version, "gpu": gpu.name, "compute_capability": gpu.compute_capability,
             "recipe": recipe, "precision": "fp16", "fp32_pinned_layers": len(pinned),

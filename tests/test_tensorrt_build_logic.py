@@ -176,7 +176,7 @@ def test_sidecar_describes_the_engine(tiny_onnx, tmp_path):
     assert read_sidecar(engine) == sidecar
     assert json.loads((tmp_path / "model.engine.json").read_text()) == sidecar
     info = ModelInfo.from_metadata({p.key: p.value for p in onnx.load(tiny_onnx).metadata_props})
-    assert sidecar["model"] == info.__dict__
+    assert sidecar["model"] == {**info.__dict__, "precision": "fp16"} and info.precision == "fp32"
     built = sidecar["tensorrt"]
     assert (built["version"], built["gpu"], built["compute_capability"]) == (TRT8, GPU.name, "8.7")
     assert sidecar["onnx_sha256"] == sha256_of(tiny_onnx) and sidecar["engine_sha256"] == sha256_of(engine)
@@ -214,3 +214,11 @@ def test_missing_tensorrt_is_one_clear_line(tiny_fp16_onnx, tmp_path):
     result = CliRunner().invoke(cli, ["export", "trt", str(tiny_fp16_onnx), "-o", str(tmp_path / "m.engine")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.startswith("Error: TensorRT is not available") and result.output.count("\n") == 1
+
+
+def test_fp16_onnx_on_trt8_builds_with_a_note(tiny_fp16_onnx, tmp_path):
+    lines = []
+    build_engine(tiny_fp16_onnx, tmp_path / "m.engine", BuildOptions(timing_cache=tmp_path / "t.cache"),
+                 trt=fake_tensorrt(TRT8), gpu=GPU, log=lines.append)
+    assert any(line.startswith("note: weakly typed builds are meant for the FP32 export") for line in lines)
+    assert any("building weakly-typed FP16 engine with TensorRT 8.6.1" in line for line in lines)
