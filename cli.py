@@ -218,8 +218,7 @@ def translate_command(input_spec: str, output_spec: str | None, model: str, back
     from runtime.pipeline import TranslateOptions, translate
     try:
         with _open_backend(model, backend, device, half, direction) as opened:
-            report = translate(input_spec, output_spec, opened,
-                               TranslateOptions(progress=not no_progress, **options), log=click.echo)
+            report = translate(input_spec, output_spec, opened, TranslateOptions(progress=not no_progress, **options))
     except _runtime_errors() as exc:
         raise click.ClickException(str(exc)) from None
     if report.interrupted:

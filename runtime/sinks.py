@@ -137,6 +137,9 @@ class VideoSink:
         if self.codec.lower() in ("h264", "x264", "avc1"):
             audio, self.audio_from = self.audio_from, None   # muxed while encoding
             return _FfmpegWriter(self._tmp, self.fps, width, height, audio)
+        if width % 2 or height % 2:
+            self.notes.append(f"{self.codec} stores 4:2:0 video with even sides only: {width}x{height} is written "
+                              f"as {width - width % 2}x{height - height % 2}; --codec h264 keeps the exact size")
         return _CvWriter(self._tmp, self.codec, self.fps, width, height)
 
     def _add_audio_if_wanted(self) -> None:
@@ -145,7 +148,7 @@ class VideoSink:
         muxed = self._tmp.with_name(f".{self.path.stem}.audio{self.path.suffix}")
         result = subprocess.run([find_ffmpeg(), "-y", "-loglevel", "error", "-i", str(self._tmp),
                                  "-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a?",
-                                 "-c", "copy", "-shortest", str(muxed)], capture_output=True, text=True)
+                                 "-c", "copy", str(muxed)], capture_output=True, text=True)
         if result.returncode == 0:
             os.replace(muxed, self._tmp)
         else:

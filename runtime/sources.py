@@ -20,7 +20,7 @@ import numpy as np
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2",
                         ".pgm", ".ppm", ".pnm", ".pbm", ".sr", ".ras"})
 VIDEO_EXTS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg",
-                        ".wmv", ".flv", ".ts", ".3gp", ".ogv"})
+                        ".wmv", ".flv", ".ts", ".3gp", ".ogv", ".gif"})
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "rtp://")
 # A corrupt packet mid-stream makes cv2 fail one read and recover on the next; this many
 # failures in a row means the stream really ended (or the file is truncated).
@@ -138,7 +138,7 @@ def open_source(spec: str) -> Source:
     """Parse one input argument; raises SourceError with the fix when it cannot be opened."""
     camera = _camera(spec)
     if camera is not None:
-        return _open_capture(spec, camera, cv2.CAP_V4L2 if isinstance(camera, str) else cv2.CAP_ANY, live=True)
+        return _open_capture(spec, camera, cv2.CAP_ANY, live=True)
     if spec.startswith("csi://"):
         return _open_capture(spec, _csi_pipeline(spec), cv2.CAP_GSTREAMER, live=True)
     if spec.startswith(STREAM_SCHEMES):
@@ -166,7 +166,10 @@ def read_image(path: Path) -> np.ndarray:
         raise SourceError(f"{path}: truncated JPEG (no end-of-image marker)")
     # JPEGs: ANYCOLOR applies the EXIF orientation (UNCHANGED ignores it); other formats may carry alpha.
     flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if data[:2].tobytes() == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
-    image = cv2.imdecode(data, flags) if data.size else None
+    try:
+        image = cv2.imdecode(data, flags) if data.size else None
+    except cv2.error as exc:  # e.g. a header announcing an absurd size
+        raise SourceError(f"{path}: not a readable image ({exc.err})") from exc
     if image is None:
         raise SourceError(f"{path}: not a readable image (corrupt or unsupported format)")
     return image
@@ -202,13 +205,10 @@ def _open_capture(spec: str, target: str | int, api: int, live: bool, path: Path
     return VideoSource(spec, capture, path, live)
 
 
-def _camera(spec: str) -> int | str | None:
-    spec = spec.removeprefix("v4l2://")
-    if re.fullmatch(r"\d+", spec):
-        return int(spec)
-    if re.fullmatch(r"/dev/video\d+", spec):
-        return spec
-    return None
+def _camera(spec: str) -> int | None:
+    """Camera index for `0`, `/dev/video0`, `v4l2:///dev/video0` (OpenCV's V4L2 opens by index only)."""
+    match = re.fullmatch(r"(?:v4l2://)?(?:/dev/video)?(\d+)", spec)
+    return int(match.group(1)) if match else None
 
 
 def _csi_pipeline(spec: str) -> str:
@@ -224,9 +224,7 @@ def _has_gstreamer() -> bool:
 
 def _stream_stem(spec: str) -> str:
     camera = _camera(spec)
-    if camera is not None:
-        return f"camera{camera}" if isinstance(camera, int) else Path(camera).name
-    return "stream"
+    return "stream" if camera is None else f"camera{camera}"
 
 
 def _walk_images(root: Path) -> Iterator[Path]:

@@ -202,3 +202,9 @@ def test_h264_through_ffmpeg(tmp_path):
     capture = cv2.VideoCapture(str(tmp_path / "out.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     assert int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").lower() in (b"h264", b"avc1")
+
+
+@pytest.mark.parametrize("spec", ["7", "/dev/video7", "v4l2:///dev/video7"])
+def test_cameras_are_opened_by_index_and_a_missing_one_is_named(spec):
+    with pytest.raises(SourceError, match=f"cannot open {spec}"):
+        open_source(spec)
