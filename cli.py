@@ -33,7 +33,8 @@ def cli() -> None:
 @click.option("--recon-weight", default=10.0, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--workers", default=2, show_default=True, help="DataLoader worker processes per domain.")
-@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0: torch's default).")
+@click.option("--threads", default=0, show_default=True,
+              help="torch CPU threads (0: the cores not busy with other processes).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
               help="Mixed precision (fp16 needs CUDA; bf16 works on CPU and recent GPUs).")

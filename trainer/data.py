@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 SPLITS = ("trainA", "trainB", "testA", "testB")
@@ -62,7 +63,7 @@ def train_transform(img_size: int) -> Callable[[Image.Image], torch.Tensor]:
     return transform
 
 
-def test_transform(img_size: int) -> Callable[[Image.Image], torch.Tensor]:
+def eval_transform(img_size: int) -> Callable[[Image.Image], torch.Tensor]:
     def transform(image: Image.Image) -> torch.Tensor:
         return to_tensor(image.resize((img_size, img_size), Image.Resampling.BILINEAR))
 
@@ -98,8 +99,8 @@ def collate_readable(items: Sequence[torch.Tensor | str]) -> tuple[torch.Tensor 
 
 
 def report_unreadable(path: str) -> None:
-    print(f"warning: skipping unreadable image {path} (corrupt or not an image; remove or replace it)",
-          file=sys.stderr, flush=True)
+    tqdm.write(f"warning: skipping unreadable image {path} (corrupt or not an image; remove or replace it)",
+               file=sys.stderr)
 
 
 class InfiniteBatches:
@@ -163,7 +164,7 @@ class InfiniteBatches:
 
 def fixed_test_images(folder: str | os.PathLike, img_size: int, count: int) -> torch.Tensor:
     """The first `count` readable test images (sorted names), for sample grids that stay comparable."""
-    dataset = ImageFolderDataset(folder, test_transform(img_size))
+    dataset = ImageFolderDataset(folder, eval_transform(img_size))
     images = []
     for index in range(len(dataset)):
         item = dataset[index]

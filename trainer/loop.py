@@ -13,6 +13,7 @@ G step so its backward computes no discriminator gradients.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import sys
@@ -271,6 +272,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def cpu_threads(requested: int) -> int:
+    """`requested`, or (0) the cores not already busy: on a shared machine, OpenMP threads that
+    outnumber the free cores spin against each other and a step gets several times slower."""
+    if requested > 0:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cores, round(cores - busy)))
+
+
 def use_local_device(device: torch.device, context: ddp.DistContext) -> torch.device:
     """Under torchrun each process takes the GPU of its LOCAL_RANK."""
     if device.type != "cuda":
@@ -321,8 +332,8 @@ class Trainer:
         device = resolve_device(options.device)
         self.context = ddp.init_from_env(device)
         self.device = use_local_device(device, self.context)
-        if options.threads > 0:
-            torch.set_num_threads(options.threads)
+        if self.device.type == "cpu":
+            torch.set_num_threads(cpu_threads(options.threads))
         self.run_dir = Path(options.out)
         resume_path = resolve_resume_path(options)
         if resume_path is None and (self.run_dir / "latest.pt").exists():
@@ -354,8 +365,9 @@ class Trainer:
 
     def _check_options(self) -> None:
         o = self.options
-        if o.img_size % 4 or o.img_size < 2 ** (o.n_dis - 1):
-            raise TrainError(f"--img-size {o.img_size}: must be a multiple of 4 and at least {2 ** (o.n_dis - 1)} "
+        smallest = 3 * 2 ** (o.n_dis - 2)  # the global head needs a 1x1 output
+        if o.img_size % 4 or o.img_size < smallest:
+            raise TrainError(f"--img-size {o.img_size}: must be a multiple of 4 and at least {smallest} "
                              f"for --n-dis {o.n_dis}")
         for name in ("iters", "batch_size", "save_every", "sample_every", "log_every"):
             if getattr(o, name) < 1:
@@ -447,7 +459,7 @@ class Trainer:
             log = RunLog(self.run_dir, self.step)
             params = sum(p.numel() for m in self.nets.as_dict().values() for p in m.parameters())
             tqdm.write(f"nicegan train: {o.config()} | {params / 1e6:.2f} M params | device {self.device} x "
-                       f"{self.context.world_size} | amp {o.amp} | steps {self.step + 1}..{o.iters} | "
+                       f"{self.context.world_size} ({torch.get_num_threads()} threads) | amp {o.amp} | steps {self.step + 1}..{o.iters} | "
                        f"out {self.run_dir}")
         bar = tqdm(total=o.iters, initial=self.step, disable=not main, unit="it", dynamic_ncols=True,
                    desc="train")

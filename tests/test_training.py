@@ -1,0 +1,135 @@
+"""`nicegan train` end to end on real photos: outputs, resume, official checkpoints, bad data, Ctrl-C."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli import cli
+from nicegan_testutils import TINY, make_trained_like, save_checkpoint
+from trainer.checkpoint import load_networks, read_checkpoint
+from trainer.loop import learning_rate
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_ARGS = ["--img-size", "64", "--ch", "8", "--n-res", "2", "--n-dis", "6", "--workers", "0", "--n-samples", "2",
+             "--log-every", "1", "--threads", "1"]
+
+
+def run_train(*args: str):
+    return CliRunner().invoke(cli, ["train", *map(str, args)], catch_exceptions=False)
+
+
+def log_rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def short_run(image_dataset, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "run"
+    result = run_train(image_dataset, "--out", run, *TINY_ARGS, "--iters", 3, "--save-every", 2,
+                       "--sample-every", 3, "--snapshot-every", 2)
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def test_short_run_writes_checkpoint_samples_log_and_config(short_run):
+    nets, ckpt = load_networks(short_run / "latest.pt")
+    assert nets.config == TINY and ckpt["start_iter"] == 3
+    assert set(ckpt) >= {"gen2B", "gen2A", "disA", "disB", "G_optimizer", "D_optimizer", "start_iter", "config"}
+    assert set(ckpt["train_state"]["rng"]) >= {"torch", "numpy", "python"}
+    assert read_checkpoint(short_run / "checkpoints" / "params_0000002.pt")["start_iter"] == 2
+    for name in ("A2B", "B2A"):
+        grid = cv2.imread(str(short_run / "samples" / f"{name}_0000003.png"))
+        assert grid.shape == (5 * 64, 2 * 64, 3)  # 5 tiles (input, CAM, recon, translation, cycle) x 2 images
+        assert grid[64:128].std() > 10  # the CAM tile is a real colour map, not blank
+    rows = log_rows(short_run)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert all(float(r["d_loss"]) > 0 and float(r["g_loss"]) > 0 for r in rows)
+    config = json.loads((short_run / "config.json").read_text())
+    assert config["network"]["ch"] == 8 and config["options"]["iters"] == 3
+    assert not list(short_run.rglob("*.tmp")), "temp files left behind"
+
+
+def test_resume_continues_at_the_right_step_with_saved_options(short_run, image_dataset, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(short_run, run)
+    before = read_checkpoint(run / "latest.pt")
+    result = run_train(image_dataset, "--out", run, "--resume", "--iters", 6, "--workers", 0, "--threads", 1)
+    assert result.exit_code == 0, result.output
+    ckpt = read_checkpoint(run / "latest.pt")
+    assert ckpt["start_iter"] == 6 and ckpt["config"] == TINY.to_dict()  # architecture from the run, not defaults
+    assert ckpt["train_state"]["options"]["n_samples"] == 2  # un-repeated options come from the saved run
+    adam_steps = {int(s["step"]) for s in ckpt["G_optimizer"]["state"].values()}
+    assert adam_steps == {6}  # optimizer moments continued, not restarted
+    assert not torch.equal(ckpt["gen2B"]["FC.0.weight"], before["gen2B"]["FC.0.weight"])
+    rows = log_rows(run)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    # Past the half of the new 6 iterations: decayed once, from the step alone, down to exactly 0.
+    assert [float(r["lr"]) for r in rows[3:]] == pytest.approx([learning_rate(s, 6, 1e-4) for s in (4, 5, 6)], rel=1e-5)
+    assert float(rows[3]["lr"]) == pytest.approx(1e-4 * 2 / 3, rel=1e-5) and float(rows[5]["lr"]) == 0
+
+
+def test_an_existing_run_is_never_overwritten_without_resume(short_run, image_dataset):
+    result = CliRunner().invoke(cli, ["train", str(image_dataset), "--out", str(short_run), *TINY_ARGS])
+    assert result.exit_code == 1 and "already holds a run (latest.pt); add --resume" in result.output
+
+
+def test_resume_from_an_official_checkpoint(image_dataset, tmp_path):
+    official = save_checkpoint(make_trained_like(TINY, 1), tmp_path / "cat2dog_params_latest.pt", step=1234,
+                               with_config=False)
+    run = tmp_path / "run"
+    result = run_train(image_dataset, "--out", run, "--resume", official, *TINY_ARGS, "--iters", 1235)
+    assert result.exit_code == 0, result.output
+    ckpt = read_checkpoint(run / "latest.pt")
+    assert ckpt["start_iter"] == 1235 and ckpt["config"] == TINY.to_dict()
+    assert read_checkpoint(official)["start_iter"] == 1234  # the input file is untouched
+
+
+def test_missing_data_folder_is_one_clear_error(tmp_path):
+    result = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(tmp_path / "run"), *TINY_ARGS])
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: {tmp_path / 'trainA'}: no such folder; expected DATA_ROOT/trainA, "
+                                     "trainB, testA, testB (folders of .jpg/.png/... images, searched recursively)")
+
+
+def test_corrupt_training_image_is_reported_once_and_skipped(image_dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(image_dataset, data)
+    for extra in sorted((data / "trainA").rglob("*.*"))[2:]:
+        extra.unlink()  # 2 good images + 1 corrupt: 3 steps cross a pass boundary
+    bad = data / "trainA" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    result = run_train(data, "--out", tmp_path / "run", *TINY_ARGS, "--iters", 3, "--n-samples", 0)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "unreadable" in line]
+    assert warnings == [f"warning: skipping unreadable image {bad} (corrupt or not an image; remove or replace it)"]
+    assert read_checkpoint(tmp_path / "run" / "latest.pt")["start_iter"] == 3
+
+
+def test_ctrl_c_saves_latest_and_exits_cleanly(image_dataset, tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "train", str(image_dataset), "--out", str(run), *TINY_ARGS,
+                             "--iters", "100000", "--workers", "1", "--n-samples", "0"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ((run / "log.csv").is_file() and len(log_rows(run)) >= 1) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    step = read_checkpoint(run / "latest.pt")["start_iter"]
+    assert step >= 1 and f"Interrupted at step {step}: {run / 'latest.pt'}; continue with --resume" in out
