@@ -205,6 +205,8 @@ def _open_backend(model: str, backend: str, device: str | None, half: bool, dire
 @click.option("--audio", type=click.Choice(["copy", "none"]), default="copy", show_default=True,
               help="Copy the input video's audio track (needs ffmpeg; a note says when it cannot).")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them, i.e. resume).")
+@click.option("--workers", type=click.IntRange(min=0), default=0,
+              help="Threads for reading/fitting and for restoring/writing, each [default: min(4, CPU cores)].")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs, CI).")
 def translate_command(input_spec: str, output_spec: str | None, model: str, backend: str, device: str | None,
                       half: bool, direction: str, no_progress: bool, **options) -> None:

@@ -1,19 +1,23 @@
-"""The translate pipeline: decode -> infer -> encode in three threads with bounded queues.
+"""The translate pipeline: decode -> infer -> encode in three stages with bounded queues.
 
-The decode thread reads frames and fits them to the model (size policy); the calling thread
-batches frames of equal size and runs the backend (so CUDA/TensorRT contexts stay in the thread
-that created them); the encode thread restores each frame to its own size and format and writes
-it, in input order. Queues hold a couple of batches, so memory stays flat however long the input.
+The decode stage reads frames in order and hands file reading and the size policy to a few
+worker threads; the calling thread batches frames of equal size and runs the backend (so
+CUDA/TensorRT contexts stay in the thread that created them); the encode stage restores frames to
+their own size and format and writes image files on worker threads, video frames in input order.
+Queues hold a couple of batches, so memory stays flat however long the input.
 Ctrl-C stops after the current batch: everything inferred so far is written and video files are
 closed properly (kept as NAME.partial.EXT; for cameras and streams Ctrl-C is the normal end and
 the video is final); a rerun resumes where the job stopped.
 """
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,7 +27,7 @@ from tqdm import tqdm
 from runtime.backends.base import Backend
 from runtime.frames import FrameError, Placement, SizePolicy, from_bgr8, to_bgr8
 from runtime.sinks import ImageSink, SinkError, VideoSink, open_sink
-from runtime.sources import Decoded, Item, Source, VideoSource, open_source
+from runtime.sources import Decoded, Item, Source, SourceError, VideoSource, open_source
 
 _END = object()       # end-of-stream marker passed through the queues
 _POLL_S = 0.1         # how often blocked queue operations look at the stop flag
@@ -40,11 +44,13 @@ class TranslateOptions:
     audio: str = "copy"           # "copy" (when possible) | "none"
     overwrite: bool = False
     progress: bool = True
+    workers: int = 0              # decode and encode threads each; 0: min(4, CPU cores)
 
 
 @dataclass
 class StageClock:
-    """Busy time of one stage (queue waits excluded), to show which stage limits throughput."""
+    """Busy time of one stage, queue waits excluded (work spread over N threads counts 1/N), so
+    frames/seconds is what the stage could sustain alone: the lowest one limits throughput."""
     seconds: float = 0.0
     frames: int = 0
 
@@ -147,6 +153,7 @@ class _Pipeline:
         self.errors: list[BaseException] = []
         batch = options.batch_size or default_batch_size(backend)
         self.batch_size = batch
+        self.workers = options.workers or min(4, os.cpu_count() or 1)
         self.decoded: queue.Queue = queue.Queue(maxsize=2 * batch)
         self.encoded: queue.Queue = queue.Queue(maxsize=2)
         self._count_lock = threading.Lock()
@@ -180,34 +187,47 @@ class _Pipeline:
     # --- stages ---------------------------------------------------------------------------
 
     def _decode(self) -> None:
+        """Reads in order (video frames must be), reads files and fits frames on worker threads."""
         clock = self.report.stages["decode"]
         frames = self.source.frames(self.sink.done)
-        while not self.stop.is_set():
-            began = time.perf_counter()
-            decoded = next(frames, _END)
-            if decoded is _END:
-                break
-            record = self._prepare(decoded)
-            if record is None:
-                continue
-            clock.add(time.perf_counter() - began, 1)
-            if not self._put(self.decoded, record):
-                return
+        in_flight: deque[Future] = deque()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
+            while not self.stop.is_set():
+                began = time.perf_counter()
+                decoded = next(frames, None)
+                clock.add(time.perf_counter() - began, 0)
+                if decoded is None:
+                    break
+                if decoded.skipped:
+                    self._count(skipped=1)
+                    continue
+                in_flight.append(pool.submit(self._prepare, decoded))
+                if len(in_flight) > 2 * self.workers and not self._deliver(in_flight.popleft()):
+                    return
+            while in_flight and not self.stop.is_set():
+                if not self._deliver(in_flight.popleft()):
+                    return
         self._put(self.decoded, _END)
 
-    def _prepare(self, decoded: Decoded) -> _Record | None:
-        if decoded.skipped:
-            self._count(skipped=1)
-            return None
-        if decoded.error is not None:
-            self._fail(decoded.error)
-            return None
+    def _prepare(self, decoded: Decoded) -> tuple[_Record | None, float]:
+        began = time.perf_counter()
         try:
-            model_input, placement = self.policy.fit(to_bgr8(decoded.image))
+            image = decoded.read()
+            model_input, placement = self.policy.fit(to_bgr8(image))
+        except SourceError as exc:
+            self._fail(str(exc))
+            return None, 0.0
         except FrameError as exc:
             self._fail(f"{decoded.item.path or decoded.item.name}: {exc}")
-            return None
-        return _Record(decoded.item, decoded.image, model_input, placement)
+            return None, 0.0
+        return _Record(decoded.item, image, model_input, placement), time.perf_counter() - began
+
+    def _deliver(self, future: Future) -> bool:
+        record, seconds = future.result()
+        if record is None:
+            return True
+        self.report.stages["decode"].add(seconds / self.workers, 1)
+        return self._put(self.decoded, record)
 
     def _infer_loop(self) -> None:
         pending: list[_Record] = []
@@ -232,28 +252,48 @@ class _Pipeline:
         self._put(self.encoded, (records, outputs), self.encoder)
 
     def _encode(self) -> None:
-        clock = self.report.stages["encode"]
-        while True:
-            work = self.encoded.get()
-            if work is _END:
-                return
-            for record, output in zip(*work):
-                began = time.perf_counter()
-                self._write(record, output)
-                clock.add(time.perf_counter() - began, 1)
+        """Restores frames (and writes image files) on worker threads; video frames are written
+        here, in order."""
+        in_flight: deque[Future] = deque()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="encode") as pool:
+            while True:
+                work = self.encoded.get()
+                if work is _END:
+                    break
+                for record, output in zip(*work):
+                    in_flight.append(pool.submit(self._finish, record, output))
+                while in_flight and (len(in_flight) > 2 * self.workers or self.encoded.empty()):
+                    self._complete(in_flight.popleft())
+            while in_flight:
+                self._complete(in_flight.popleft())
 
-    def _write(self, record: _Record, output: np.ndarray) -> None:
+    def _finish(self, record: _Record, output: np.ndarray) -> tuple[_Record, np.ndarray | None, float]:
+        began = time.perf_counter()
         image = from_bgr8(self.policy.restore(output, record.placement), record.original)
         if self.options.compare:
             image = np.hstack([record.original, image])
+        if isinstance(self.sink, ImageSink):
+            self._write_file(record.item, image)
+            image = None
+        return record, image, time.perf_counter() - began
+
+    def _write_file(self, item: Item, image: np.ndarray) -> None:
         try:
-            self.sink.write(record.item, image)
+            self.sink.write(item, image)
         except (SinkError, OSError) as exc:
-            if isinstance(self.sink, VideoSink):
-                raise
             self._fail(str(exc))
             return
         self._count(written=1)
+
+    def _complete(self, future: Future) -> None:
+        record, frame, seconds = future.result()
+        clock = self.report.stages["encode"]
+        clock.add(seconds / self.workers, 1)
+        if frame is not None:                    # video: one encoder, frames in order
+            began = time.perf_counter()
+            self.sink.write(record.item, frame)
+            clock.add(time.perf_counter() - began, 0)
+            self._count(written=1)
 
     # --- plumbing -------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import glob
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -43,8 +44,12 @@ class Item:
 class Decoded:
     item: Item
     image: np.ndarray | None = None
-    error: str | None = None      # the input could not be read: named in the summary
-    skipped: bool = False         # its output already exists (resume)
+    skipped: bool = False                             # its output already exists (resume)
+    load: Callable[[], np.ndarray] | None = None      # image files: read later, by a decode worker
+
+    def read(self) -> np.ndarray:
+        """The frame, reading the file now if it is one; raises SourceError when unreadable."""
+        return self.image if self.load is None else self.load()
 
 
 class ImageSource:
@@ -65,14 +70,9 @@ class ImageSource:
         return sum(1 for _ in self._paths())
 
     def frames(self, skip: Callable[[Item], bool]) -> Iterator[Decoded]:
+        """Work in order; files are not read here, so decode workers can read them in parallel."""
         for item in self.items():
-            if skip(item):
-                yield Decoded(item, skipped=True)
-                continue
-            try:
-                yield Decoded(item, read_image(item.path))
-            except SourceError as exc:
-                yield Decoded(item, error=str(exc))
+            yield Decoded(item, skipped=True) if skip(item) else Decoded(item, load=partial(read_image, item.path))
 
     def exclude(self, written_here: Callable[[Path], bool]) -> None:
         """Never read back what this job writes (outputs inside the input folder)."""

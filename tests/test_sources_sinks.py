@@ -51,8 +51,9 @@ def test_glob_and_text_list(image_tree, tmp_path):
     source = open_source(str(listing))
     assert names(source) == ["z.png", "b/deep/c.png", "missing.png"]
     decoded = list(source.frames(skip=lambda item: False))
-    assert decoded[0].image.shape == (40, 48, 3)
-    assert decoded[2].error is not None and "missing.png" in decoded[2].error
+    assert decoded[0].read().shape == (40, 48, 3)
+    with pytest.raises(SourceError, match="missing.png"):
+        decoded[2].read()
 
 
 def test_single_image_and_unknown_inputs(image_tree):
