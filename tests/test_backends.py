@@ -103,3 +103,15 @@ def test_info_names_backend_metadata_and_io(tiny_onnx, tiny_checkpoint):
     assert "backend: onnxruntime" in lines and "io: uint8" in lines and "input input: uint8 [batch" in lines
     lines = "\n".join(describe_model(tiny_checkpoint))
     assert "backend: torch" in lines and "img_size: 64" in lines and "parameters" in lines
+
+
+def test_info_reads_an_engine_sidecar_without_tensorrt(tmp_path):
+    import json
+    from dataclasses import asdict
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"plan bytes")
+    built = {"version": "10.13.0", "compute_capability": "9.0", "gpu": "NVIDIA H100", "precision": "fp16"}
+    info = ModelInfo(precision="fp16", img_size=256)
+    (tmp_path / "model.engine.json").write_text(json.dumps({"model": asdict(info), "tensorrt": built}))
+    lines = "\n".join(describe_model(engine))
+    assert "backend: tensorrt" in lines and "precision: fp16" in lines and "compute_capability: 9.0" in lines
