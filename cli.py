@@ -186,6 +186,8 @@ def _open_backend(model: str, backend: str, device: str | None, half: bool, dire
     _, why = choose_backend(model, backend)
     opened = open_backend(model, backend, half=half, device=device, direction=direction)
     click.echo(f"backend: {opened.name} on {opened.device} ({why})", err=True)
+    if opened.name == "torch" and opened.device.startswith("CPU"):
+        click.echo(f"hint: on CPU an exported model runs faster: nicegan export onnx {model}", err=True)
     return opened
 
 

@@ -151,10 +151,11 @@ class _Pipeline:
         self.live = isinstance(source, VideoSource) and source.live
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
+        self.workers = options.workers or min(4, os.cpu_count() or 1)
         batch = options.batch_size or default_batch_size(backend)
         self.batch_size = batch
-        self.workers = options.workers or min(4, os.cpu_count() or 1)
-        self.decoded: queue.Queue = queue.Queue(maxsize=2 * batch)
+        # One batch waiting while another is inferred keeps the backend busy; more only costs memory.
+        self.decoded: queue.Queue = queue.Queue(maxsize=batch + self.workers)
         self.encoded: queue.Queue = queue.Queue(maxsize=2)
         self._count_lock = threading.Lock()
         self.encoder = threading.Thread(target=self._guarded, args=(self._encode,), name="encode", daemon=True)

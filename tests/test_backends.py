@@ -115,3 +115,14 @@ def test_info_reads_an_engine_sidecar_without_tensorrt(tmp_path):
     (tmp_path / "model.engine.json").write_text(json.dumps({"model": asdict(info), "tensorrt": built}))
     lines = "\n".join(describe_model(engine))
     assert "backend: tensorrt" in lines and "precision: fp16" in lines and "compute_capability: 9.0" in lines
+
+
+def test_asking_for_cuda_without_it_names_the_fix(tiny_onnx, tiny_checkpoint):
+    import onnxruntime
+    import torch
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(BackendError, match="onnxruntime-gpu"):
+            open_backend(tiny_onnx, device="cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendError, match="no CUDA device"):
+            open_backend(tiny_checkpoint, device="cuda:0")
