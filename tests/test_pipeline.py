@@ -210,3 +210,27 @@ def test_audio_is_copied_with_ffmpeg(backend, tmp_path, codec):
     silent = translate(str(clip), str(tmp_path / "silent.mp4"), backend,
                        TranslateOptions(codec=codec, audio="none", **QUIET), log=quiet)
     assert silent.ok and not _has_audio(tmp_path / "silent.mp4")
+
+
+def test_ctrl_c_ends_a_live_stream_with_a_finished_video(tiny_onnx, tmp_path):
+    """A camera has no end: Ctrl-C finishes the video under its real name (a file stands in for it)."""
+    from runtime.pipeline import run_pipeline
+    from runtime.sinks import VideoSink
+    from runtime.sources import VideoSource
+
+    class StoppedByUser(type(open_backend(tiny_onnx))):
+        calls = 0
+
+        def infer(self, frames):
+            StoppedByUser.calls += 1
+            if StoppedByUser.calls == 5:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().infer(frames)
+
+    clip = write_clip(tmp_path / "clip.avi", distinct_frames(30))
+    camera = VideoSource("0", cv2.VideoCapture(str(clip)), path=None, live=True)
+    sink = VideoSink(tmp_path / "camera.avi", camera.fps, None, overwrite=False)
+    report = run_pipeline(camera, sink, StoppedByUser(tiny_onnx), TranslateOptions(batch_size=2, **QUIET), quiet)
+    camera.close()
+    assert report.ok and not report.interrupted and 5 <= report.written < 30
+    assert len(read_clip(tmp_path / "camera.avi")[0]) == report.written
