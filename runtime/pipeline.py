@@ -231,26 +231,35 @@ class _Pipeline:
         return self._put(self.decoded, record)
 
     def _infer_loop(self) -> None:
-        pending: list[_Record] = []
+        """Batches frames of equal model-input shape. Folders of mixed sizes (portrait and
+        landscape photos) are grouped by shape within a window of a few batches, so batches stay
+        full; a video has one shape, so its frames keep their order."""
+        buckets: dict[tuple[int, ...], list[_Record]] = {}
+        held = 0
         while not self.stop.is_set():
             record = self._get(self.decoded)
             if record is _END:
                 break
-            if pending and record.model_input.shape != pending[0].model_input.shape:
-                self._infer(pending)
-                pending = []
-            pending.append(record)
-            if len(pending) == self.batch_size or (self.live and self.decoded.empty()):
-                self._infer(pending)
-                pending = []
-        if pending and not self.stop.is_set():
-            self._infer(pending)
+            bucket = buckets.setdefault(record.model_input.shape, [])
+            bucket.append(record)
+            held += 1
+            if len(bucket) == self.batch_size:
+                held -= self._infer(buckets.pop(record.model_input.shape))
+            elif held > 4 * self.batch_size:          # the oldest shape waited long enough
+                held -= self._infer(buckets.pop(next(iter(buckets))))
+            elif self.live and self.decoded.empty():  # a camera frame should not wait for the next
+                held -= self._infer(buckets.pop(record.model_input.shape))
+        for shape in list(buckets):
+            if self.stop.is_set():
+                break
+            self._infer(buckets.pop(shape))
 
-    def _infer(self, records: list[_Record]) -> None:
+    def _infer(self, records: list[_Record]) -> int:
         began = time.perf_counter()
         outputs = self.backend.infer(np.stack([r.model_input for r in records]))
         self.report.stages["infer"].add(time.perf_counter() - began, len(records))
         self._put(self.encoded, (records, outputs), self.encoder)
+        return len(records)
 
     def _encode(self) -> None:
         """Restores frames (and writes image files) on worker threads; video frames are written

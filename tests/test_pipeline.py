@@ -234,3 +234,24 @@ def test_ctrl_c_ends_a_live_stream_with_a_finished_video(tiny_onnx, tmp_path):
     camera.close()
     assert report.ok and not report.interrupted and 5 <= report.written < 30
     assert len(read_clip(tmp_path / "camera.avi")[0]) == report.written
+
+
+def test_mixed_sizes_are_grouped_into_full_batches(tiny_onnx, tmp_path):
+    """Alternating portrait/landscape files: batches hold one shape and stay full."""
+    class Recording(type(open_backend(tiny_onnx))):
+        shapes: list = []
+
+        def infer(self, frames):
+            Recording.shapes.append(frames.shape)
+            return super().infer(frames)
+
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(12):
+        cv2.imwrite(str(root / f"{i:02d}.png"), photo("coffee", 40, 56) if i % 2 else photo("chelsea", 56, 40))
+    report = translate(str(root), str(tmp_path / "out"), Recording(tiny_onnx),
+                       TranslateOptions(batch_size=3, **QUIET), log=quiet)
+    assert report.ok and report.written == 12
+    assert sorted(s[0] for s in Recording.shapes) == [3, 3, 3, 3]
+    for i in range(12):
+        assert cv2.imread(str(tmp_path / "out" / f"{i:02d}.png")).shape == ((40, 56, 3) if i % 2 else (56, 40, 3))
