@@ -166,10 +166,12 @@ class _Pipeline:
         decoder = threading.Thread(target=self._guarded, args=(self._decode,), name="decode", daemon=True)
         previous_handler = self._catch_ctrl_c()
         start = time.perf_counter()
+        finished = False
         try:
             decoder.start()
             self.encoder.start()
             self._infer_loop()
+            finished = True
         finally:
             self.stop.set()
             self._put(self.encoded, _END, self.encoder)
@@ -179,7 +181,8 @@ class _Pipeline:
             self.report.wall_s = time.perf_counter() - start
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
-            self.sink.close(interrupted=self.report.interrupted or bool(self.errors))
+            # A backend or writer error leaves a video as incomplete as Ctrl-C does: keep it as .partial.
+            self.sink.close(interrupted=self.report.interrupted or bool(self.errors) or not finished)
             self.report.notes += self.source.notes + self.sink.notes
         if self.errors:
             raise self.errors[0]

@@ -255,3 +255,21 @@ def test_mixed_sizes_are_grouped_into_full_batches(tiny_onnx, tmp_path):
     assert sorted(s[0] for s in Recording.shapes) == [3, 3, 3, 3]
     for i in range(12):
         assert cv2.imread(str(tmp_path / "out" / f"{i:02d}.png")).shape == ((40, 56, 3) if i % 2 else (56, 40, 3))
+
+
+def test_a_backend_failure_keeps_the_video_as_partial_and_raises(tiny_onnx, tmp_path):
+    class FailsOnThirdBatch(type(open_backend(tiny_onnx))):
+        calls = 0
+
+        def infer(self, frames):
+            FailsOnThirdBatch.calls += 1
+            if FailsOnThirdBatch.calls == 3:
+                raise RuntimeError("device lost")
+            return super().infer(frames)
+
+    clip = write_clip(tmp_path / "clip.avi", distinct_frames(12))
+    with pytest.raises(RuntimeError, match="device lost"):
+        translate(str(clip), str(tmp_path / "out.avi"), FailsOnThirdBatch(tiny_onnx),
+                  TranslateOptions(batch_size=2, **QUIET), log=quiet)
+    assert not (tmp_path / "out.avi").exists()
+    assert len(read_clip(tmp_path / "out.partial.avi")[0]) == 4
