@@ -30,11 +30,6 @@ class PixelFormat:
     channels: int       # 1 (gray), 3 (BGR) or 4 (BGRA)
     dtype: np.dtype     # uint8 or uint16
 
-    @property
-    def label(self) -> str:
-        kind = {1: "gray", 3: "BGR", 4: "BGRA"}[self.channels]
-        return f"{kind} {np.dtype(self.dtype).name}"
-
 
 def pixel_format(image: np.ndarray) -> PixelFormat:
     if image.dtype not in (np.uint8, np.uint16):

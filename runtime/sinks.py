@@ -60,8 +60,6 @@ def _storable(image: np.ndarray, suffix: str) -> np.ndarray:
 
 class ImageSink:
     """One image file per item, at `target_for(item)`."""
-    kind = "images"
-
     def __init__(self, target_for: Callable[[Item], Path], overwrite: bool, description: str):
         self.target_for = target_for
         self.overwrite = overwrite
@@ -87,8 +85,6 @@ class ImageSink:
 class VideoSink:
     """A video file with the input's frame rate; size taken from the first frame written.
     Interrupted jobs keep the frames written so far, properly closed, as NAME.partial.EXT."""
-    kind = "video"
-
     def __init__(self, path: Path, fps: float, codec: str | None, overwrite: bool,
                  audio_from: Path | None = None):
         self.path = path

@@ -53,8 +53,6 @@ class Decoded:
 
 
 class ImageSource:
-    kind = "images"
-
     def __init__(self, spec: str, root: Path, paths: Callable[[], Iterator[Path]], single: bool = False):
         self.spec = spec
         self.root = root
@@ -84,8 +82,6 @@ class ImageSource:
 
 
 class VideoSource:
-    kind = "video"
-
     def __init__(self, spec: str, capture: cv2.VideoCapture, path: Path | None, live: bool):
         self.spec = spec
         self.path = path
