@@ -218,7 +218,9 @@ def translate_command(input_spec: str, output_spec: str | None, model: str, back
     video, a camera (0, /dev/video0, csi://0), an rtsp:// URL or a GStreamer pipeline ('... ! appsink').
     OUTPUT: a folder (mirrors the input tree), an image file, or a video file (.mp4, .avi, .mkv,
     .webm) [default: INPUT_nicegan/ or INPUT_nicegan.EXT beside the input]. Existing outputs are
-    skipped, so rerunning a stopped job resumes it. Exit status 1 when an input failed, 130 on Ctrl-C.
+    skipped, so rerunning a stopped job resumes it. Ctrl-C finishes the current batch; an unfinished
+    video is kept as NAME.partial.EXT (a camera's video is simply finished). Exit status 1 when an
+    input failed, 130 when interrupted.
     """
     from runtime.pipeline import TranslateOptions, translate
     try:
