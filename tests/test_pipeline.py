@@ -183,7 +183,7 @@ def test_memory_stays_flat_as_the_folder_grows(backend, tmp_path):
 
     small, large = peak_for(20), peak_for(200)
     print(f"peak traced memory: 20 images {small / 1e6:.2f} MB, 200 images {large / 1e6:.2f} MB")
-    assert large < 1.5 * small
+    assert large < 2 * small          # holding every image would make it ~10x
 
 
 def _clip_with_audio(path):
