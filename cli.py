@@ -25,7 +25,8 @@ def cli() -> None:
 @click.option("--n-res", default=6, show_default=True, help="Residual blocks in each generator.")
 @click.option("--n-dis", default=7, show_default=True, help="Discriminator depth (>= 6).")
 @click.option("--light/--full", default=True, show_default=True, help="Light generator (the paper's model).")
-@click.option("--iters", default=300_000, show_default=True, help="Total iterations; lr decays linearly over the second half.")
+@click.option("--iters", default=300_000, show_default=True,
+              help="Total iterations; lr decays linearly to 0 over the second half.")
 @click.option("--batch-size", default=1, show_default=True)
 @click.option("--lr", default=1e-4, show_default=True)
 @click.option("--adv-weight", default=1.0, show_default=True)
@@ -37,7 +38,7 @@ def cli() -> None:
               help="torch CPU threads (0: the cores not busy with other processes).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
-              help="Mixed precision (fp16 needs CUDA; bf16 works on CPU and recent GPUs).")
+              help="Mixed precision: bf16 (Ampere+ GPUs, CPUs with bf16) or fp16 with loss scaling.")
 @click.option("--channels-last", is_flag=True, help="channels_last memory format (faster on tensor-core GPUs).")
 @click.option("--sample-every", default=1000, show_default=True, help="Write samples/A2B_*.png and B2A_*.png.")
 @click.option("--n-samples", default=4, show_default=True, help="Fixed test images per sample grid (0: none).")

@@ -20,7 +20,8 @@ def write_photo(path: Path, size: int = 40, name: str = "coffee") -> Path:
     rgb = cv2.resize(real_photos()[name], (size, size), interpolation=cv2.INTER_AREA)
     ext = path.suffix.lower()
     image = Image.fromarray(rgb)
-    image.save(path, format={".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(ext, ext[1:].upper()))
+    formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+    image.save(path, format=formats.get(ext, ext[1:].upper()))
     return path
 
 

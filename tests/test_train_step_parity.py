@@ -16,7 +16,7 @@ from nicegan_testutils import TINY, make_trained_like, real_photos
 from official_step import official_optimizers, official_step
 from trainer.checkpoint import NiceNetworks
 from trainer.data import to_tensor
-from trainer.loop import TrainStep, learning_rate, make_optimizers, set_learning_rate
+from trainer.loop import FullPrecisionHook, TrainStep, learning_rate, make_optimizers, set_learning_rate
 from trainer.losses import LossWeights
 
 SEED = 3
@@ -46,7 +46,8 @@ def assert_same_state(ours: NiceNetworks, ref: NiceNetworks, atol: float = 1e-7,
     for name, module in ours.as_dict().items():
         ref_state = ref.as_dict()[name].state_dict()
         for key, value in module.state_dict().items():
-            torch.testing.assert_close(value, ref_state[key], atol=atol, rtol=rtol, msg=lambda m: f"{name}.{key}: {m}")
+            torch.testing.assert_close(value, ref_state[key], atol=atol, rtol=rtol,
+                                       msg=lambda m, where=f"{name}.{key}": f"{where}: {m}")
 
 
 def test_two_iterations_match_official_losses_and_weights():
@@ -154,6 +155,21 @@ def test_bf16_autocast_keeps_spectral_norm_power_iteration_in_fp32():
     for key, value in results[0].items():
         assert results[1][key].dtype == torch.float32
         torch.testing.assert_close(results[1][key], value, atol=0, rtol=0)
+
+
+def test_amp_runs_the_spectral_norm_hooks_with_autocast_off():
+    """On CUDA, autocast would run the power iteration's torch.mv in half precision."""
+    nets = make_trained_like(TINY, SEED)
+    TrainStep(nets, *make_optimizers(nets, 1e-4), amp="bf16")
+    hooks = [h for m in nets.disA.modules() for h in m._forward_pre_hooks.values()]
+    sn_modules = [m for m in nets.disA.modules() if hasattr(m, "weight_orig")]
+    assert len(hooks) == len(sn_modules) == 9 and all(isinstance(h, FullPrecisionHook) for h in hooks)
+    seen = []
+    probe = FullPrecisionHook(lambda module, inputs: seen.append(torch.is_autocast_enabled("cpu")), "cpu")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        probe(nets.disA, ())
+        seen.append(torch.is_autocast_enabled("cpu"))
+    assert seen == [False, True]
 
 
 def test_bf16_and_channels_last_steps_stay_close_to_fp32():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -12,14 +13,16 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 from cli import cli
-from nicegan_testutils import TINY, make_trained_like, save_checkpoint
+from nicegan_testutils import TINY, make_trained_like
+from official_step import official_optimizers, official_step
 from trainer.checkpoint import load_networks, read_checkpoint
-from trainer.loop import learning_rate
+from trainer.loop import LATEST, Trainer, TrainOptions, learning_rate
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--img-size", "64", "--ch", "8", "--n-res", "2", "--n-dis", "6", "--workers", "0", "--n-samples", "2",
@@ -87,14 +90,35 @@ def test_an_existing_run_is_never_overwritten_without_resume(short_run, image_da
 
 
 def test_resume_from_an_official_checkpoint(image_dataset, tmp_path):
-    official = save_checkpoint(make_trained_like(TINY, 1), tmp_path / "cat2dog_params_latest.pt", step=1234,
-                               with_config=False)
+    """An official *_params_latest.pt (no config, torch Adam states after one official step) continues."""
+    nets = make_trained_like(TINY, 1)
+    g_optim, d_optim = official_optimizers(nets.gen2B, nets.gen2A, nets.disA, nets.disB)
+    real = torch.rand(1, 3, 64, 64) * 2 - 1
+    official_step(nets.gen2B, nets.gen2A, nets.disA, nets.disB, g_optim, d_optim, real, real.flip(-1))
+    official = tmp_path / "cat2dog_params_latest.pt"
+    torch.save({**{name: m.state_dict() for name, m in nets.as_dict().items()}, "G_optimizer": g_optim.state_dict(),
+                "D_optimizer": d_optim.state_dict(), "start_iter": 1234}, official)
     run = tmp_path / "run"
     result = run_train(image_dataset, "--out", run, "--resume", official, *TINY_ARGS, "--iters", 1235)
     assert result.exit_code == 0, result.output
     ckpt = read_checkpoint(run / "latest.pt")
     assert ckpt["start_iter"] == 1235 and ckpt["config"] == TINY.to_dict()
+    assert {int(s["step"]) for s in ckpt["D_optimizer"]["state"].values()} == {2}  # Adam moments carried on
     assert read_checkpoint(official)["start_iter"] == 1234  # the input file is untouched
+
+
+def test_fp16_scaler_rng_and_options_are_restored_on_resume(image_dataset, tmp_path):
+    run = tmp_path / "run"
+    result = run_train(image_dataset, "--out", run, *TINY_ARGS, "--iters", 2, "--amp", "fp16", "--n-samples", 0)
+    assert result.exit_code == 0, result.output
+    state = read_checkpoint(run / "latest.pt")["train_state"]
+    trainer = Trainer(TrainOptions(data_root=str(image_dataset), out=str(run), resume=LATEST, workers=0, threads=1))
+    assert trainer.step == 2 and trainer.options.amp == "fp16" and trainer.options.ch == 8
+    assert trainer.train_step.d_scaler.get_scale() == state["d_scaler"]["scale"]
+    assert trainer.train_step.g_scaler.get_scale() == state["g_scaler"]["scale"]
+    assert torch.equal(torch.get_rng_state(), state["rng"]["torch"])
+    assert random.getstate()[1] == tuple(state["rng"]["python"][1])
+    assert np.array_equal(np.random.get_state()[1], state["rng"]["numpy"][1].numpy().astype(np.uint32))
 
 
 def test_missing_data_folder_is_one_clear_error(tmp_path):

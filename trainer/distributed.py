@@ -81,6 +81,6 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
-def shutdown(context: DistContext) -> None:
-    if context.enabled and dist.is_initialized():
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

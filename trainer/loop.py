@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
+from torch.nn.utils.spectral_norm import SpectralNorm
 from tqdm import tqdm
 
 from trainer import distributed as ddp
@@ -136,6 +137,28 @@ def frozen(params: list[torch.nn.Parameter]) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+class FullPrecisionHook:
+    """Runs a forward pre-hook with autocast off. CUDA autocast would run the legacy spectral-norm
+    power iteration (`torch.mv`) in fp16/bf16 and write the rounded u/v back into fp32 buffers;
+    keeping it fp32 makes AMP change only the convolutions, as intended."""
+
+    def __init__(self, hook: Callable, device_type: str):
+        self.hook = hook
+        self.device_type = device_type
+
+    def __call__(self, module: torch.nn.Module, inputs: Any) -> Any:
+        with torch.autocast(self.device_type, enabled=False):
+            return self.hook(module, inputs)
+
+
+def keep_spectral_norm_fp32(module: torch.nn.Module, device_type: str) -> None:
+    for sub in module.modules():
+        hooks = sub._forward_pre_hooks  # the legacy spectral_norm API registers its hook here
+        for key, hook in list(hooks.items()):
+            if isinstance(hook, SpectralNorm):
+                hooks[key] = FullPrecisionHook(hook, device_type)
+
+
 class TrainStep:
     """One NICE-GAN iteration: D step then G step, each followed by its optimizer step.
 
@@ -150,6 +173,9 @@ class TrainStep:
         self.nets, self.g_optim, self.d_optim, self.weights = nets, g_optim, d_optim, weights
         self.device = torch.device(device)
         self.amp_dtype = AMP_DTYPES[amp]
+        if self.amp_dtype is not None:
+            for dis in (nets.disA, nets.disB):
+                keep_spectral_norm_fp32(dis, self.device.type)
         # fp16 needs loss scaling; one scaler per optimizer because the two losses are independent.
         self.d_scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
         self.g_scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
@@ -263,6 +289,19 @@ def merge_resumed_options(options: TrainOptions, explicit: Iterable[str], saved:
     return replace(options, **restored)
 
 
+def checkpoint_architecture(ckpt: dict[str, Any], options: TrainOptions, explicit: set[str]) -> dict[str, Any]:
+    """The resumed checkpoint's architecture; a light model may change --img-size (any size fits it)."""
+    arch = infer_config(ckpt, options.img_size).to_dict()
+    if arch["light"] and "img_size" in explicit:
+        arch["img_size"] = options.img_size
+    ignored = [f"--{k.replace('_', '-')} {getattr(options, k)}" for k in ARCH_FIELDS
+               if k in explicit and getattr(options, k) != arch[k]]
+    if ignored:
+        tqdm.write(f"note: {', '.join(ignored)} ignored: the resumed checkpoint's architecture is "
+                   + ", ".join(f"{k}={arch[k]}" for k in ARCH_FIELDS))
+    return {k: arch[k] for k in ARCH_FIELDS}
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -343,7 +382,7 @@ class Trainer:
         train_state = (ckpt or {}).get("train_state") or {}
         if ckpt is not None:
             options = merge_resumed_options(options, explicit, train_state.get("options", {}))
-            options = replace(options, **{k: getattr(infer_config(ckpt, options.img_size), k) for k in ARCH_FIELDS})
+            options = replace(options, **checkpoint_architecture(ckpt, options, set(explicit)))
         self.options = options
         self._check_options()
         self.step = int(ckpt["start_iter"]) if ckpt else 0
@@ -374,8 +413,6 @@ class Trainer:
                 raise TrainError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(o, name)})")
         if o.amp not in AMP_DTYPES:
             raise TrainError(f"--amp must be one of {', '.join(AMP_DTYPES)} (got {o.amp!r})")
-        if o.amp == "fp16" and self.device.type == "cpu":
-            raise TrainError("--amp fp16 needs a CUDA device; use --amp bf16 on CPU")
 
     def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
         ddp.average_gradients(params, self.context.world_size)
@@ -459,7 +496,8 @@ class Trainer:
             log = RunLog(self.run_dir, self.step)
             params = sum(p.numel() for m in self.nets.as_dict().values() for p in m.parameters())
             tqdm.write(f"nicegan train: {o.config()} | {params / 1e6:.2f} M params | device {self.device} x "
-                       f"{self.context.world_size} ({torch.get_num_threads()} threads) | amp {o.amp} | steps {self.step + 1}..{o.iters} | "
+                       f"{self.context.world_size} ({torch.get_num_threads()} threads) | amp {o.amp} | "
+                       f"steps {self.step + 1}..{o.iters} | "
                        f"out {self.run_dir}")
         bar = tqdm(total=o.iters, initial=self.step, disable=not main, unit="it", dynamic_ncols=True,
                    desc="train")
@@ -504,7 +542,6 @@ class Trainer:
             bar.close()
             if main:
                 log.close()
-            ddp.shutdown(self.context)
         result.step = self.step
         return result
 
@@ -512,4 +549,7 @@ class Trainer:
 def train(options: TrainOptions, explicit: Iterable[str] = ()) -> TrainResult:
     """Train (or resume) a run; `explicit` names the options given on the command line, which
     override the saved ones when resuming."""
-    return Trainer(options, explicit).run()
+    try:
+        return Trainer(options, explicit).run()
+    finally:
+        ddp.shutdown()
