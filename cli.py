@@ -51,8 +51,9 @@ def cli() -> None:
                    "Options not given again are taken from the resumed run.")
 @click.pass_context
 def train_command(ctx: click.Context, data_root: str, out: str, **kwargs) -> None:
-    """Train NICE-GAN on DATA_ROOT/{trainA,trainB,testA,testB}. Multi-GPU: torchrun --nproc_per_node=N
-    $(which nicegan) train ..."""
+    """Train NICE-GAN on DATA_ROOT/{trainA,trainB,testA,testB}.
+
+    Multi-GPU: torchrun --nproc_per_node=N -m cli train DATA_ROOT --out RUN_DIR ... (batch size per GPU)."""
     from trainer.checkpoint import CheckpointError
     from trainer.data import DataError
     from trainer.loop import TrainError, TrainOptions, train

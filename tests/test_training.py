@@ -69,7 +69,9 @@ def test_resume_continues_at_the_right_step_with_saved_options(short_run, image_
     run = tmp_path / "run"
     shutil.copytree(short_run, run)
     before = read_checkpoint(run / "latest.pt")
-    result = run_train(image_dataset, "--out", run, "--resume", "--iters", 6, "--workers", 0, "--threads", 1)
+    # From the step-2 snapshot: step 3 of log.csv (logged after it) must be replaced, not duplicated.
+    result = run_train(image_dataset, "--out", run, "--resume", run / "checkpoints" / "params_0000002.pt",
+                       "--iters", 6, "--workers", 0, "--threads", 1)
     assert result.exit_code == 0, result.output
     ckpt = read_checkpoint(run / "latest.pt")
     assert ckpt["start_iter"] == 6 and ckpt["config"] == TINY.to_dict()  # architecture from the run, not defaults
@@ -79,6 +81,7 @@ def test_resume_continues_at_the_right_step_with_saved_options(short_run, image_
     assert not torch.equal(ckpt["gen2B"]["FC.0.weight"], before["gen2B"]["FC.0.weight"])
     rows = log_rows(run)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert float(rows[2]["lr"]) == 1e-4  # step 3 of the 6-step schedule (the 3-step run had decayed to 0)
     # Past the half of the new 6 iterations: decayed once, from the step alone, down to exactly 0.
     assert [float(r["lr"]) for r in rows[3:]] == pytest.approx([learning_rate(s, 6, 1e-4) for s in (4, 5, 6)], rel=1e-5)
     assert float(rows[3]["lr"]) == pytest.approx(1e-4 * 2 / 3, rel=1e-5) and float(rows[5]["lr"]) == 0

@@ -24,7 +24,6 @@ import torch.distributed as dist
 class DistContext:
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -39,13 +38,17 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def init_from_env(device: torch.device) -> DistContext:
     """Join the process group torchrun describes in the environment (nccl on CUDA, gloo on CPU)."""
     if not launched_by_torchrun():
         return DistContext()
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistContext(dist.get_rank(), dist.get_world_size())
 
 
 def broadcast_state(modules: Iterable[torch.nn.Module], src: int = 0) -> None:

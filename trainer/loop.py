@@ -321,12 +321,12 @@ def cpu_threads(requested: int) -> int:
     return max(1, min(cores, round(cores - busy)))
 
 
-def use_local_device(device: torch.device, context: ddp.DistContext) -> torch.device:
-    """Under torchrun each process takes the GPU of its LOCAL_RANK."""
+def use_local_device(device: torch.device) -> torch.device:
+    """Under torchrun each process takes the GPU of its LOCAL_RANK (set before NCCL starts)."""
     if device.type != "cuda":
         return device
-    if context.enabled:
-        device = torch.device("cuda", context.local_rank)
+    if ddp.launched_by_torchrun():
+        device = torch.device("cuda", ddp.local_rank())
     torch.cuda.set_device(device)
     torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
     return device
@@ -368,9 +368,8 @@ class Trainer:
     """Owns the networks, optimizers, data streams and outputs of one run directory."""
 
     def __init__(self, options: TrainOptions, explicit: Iterable[str] = ()):
-        device = resolve_device(options.device)
-        self.context = ddp.init_from_env(device)
-        self.device = use_local_device(device, self.context)
+        self.device = use_local_device(resolve_device(options.device))
+        self.context = ddp.init_from_env(self.device)
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(options.threads))
         self.run_dir = Path(options.out)
@@ -482,6 +481,15 @@ class Trainer:
         tmp.write_text(json.dumps(config, indent=2) + "\n")
         tmp.replace(self.run_dir / "config.json")
 
+    def _write_periodic_outputs(self, result: TrainResult) -> None:
+        o, last = self.options, self.step == self.options.iters
+        if self.sample_images and (self.step % o.sample_every == 0 or last):
+            result.samples = self.write_samples()
+        if self.step % o.save_every == 0 or last:
+            result.checkpoint = self.save(self.run_dir / "latest.pt")
+        if o.snapshot_every > 0 and self.step % o.snapshot_every == 0:
+            self.save(self.run_dir / "checkpoints" / f"params_{self.step:07d}.pt")
+
     # --- the loop ---
 
     def _next_batch(self, domain: str) -> torch.Tensor:
@@ -497,8 +505,10 @@ class Trainer:
             params = sum(p.numel() for m in self.nets.as_dict().values() for p in m.parameters())
             tqdm.write(f"nicegan train: {o.config()} | {params / 1e6:.2f} M params | device {self.device} x "
                        f"{self.context.world_size} ({torch.get_num_threads()} threads) | amp {o.amp} | "
-                       f"steps {self.step + 1}..{o.iters} | "
-                       f"out {self.run_dir}")
+                       f"steps {self.step + 1}..{o.iters} | out {self.run_dir}")
+            if self.step >= o.iters:
+                tqdm.write(f"nothing to do: the run is at step {self.step} of --iters {o.iters}; "
+                           "pass a larger --iters to train further")
         bar = tqdm(total=o.iters, initial=self.step, disable=not main, unit="it", dynamic_ncols=True,
                    desc="train")
         sums: dict[str, torch.Tensor] = {}
@@ -530,12 +540,7 @@ class Trainer:
                         log.write(row)
                         bar.set_postfix(d_loss=f"{row['d_loss']:.4f}", g_loss=f"{row['g_loss']:.4f}")
                         sums, interval_start, interval_steps = {}, now, 0
-                    if self.sample_images and (self.step % o.sample_every == 0 or self.step == o.iters):
-                        result.samples = self.write_samples()
-                    if self.step % o.save_every == 0 or self.step == o.iters:
-                        result.checkpoint = self.save(self.run_dir / "latest.pt")
-                    if o.snapshot_every > 0 and self.step % o.snapshot_every == 0:
-                        self.save(self.run_dir / "checkpoints" / f"params_{self.step:07d}.pt")
+                    self._write_periodic_outputs(result)
                 if result.interrupted and main:
                     result.checkpoint = self.save(self.run_dir / "latest.pt")
         finally:
