@@ -124,6 +124,19 @@ def test_fp16_scaler_rng_and_options_are_restored_on_resume(image_dataset, tmp_p
     assert np.array_equal(np.random.get_state()[1], state["rng"]["numpy"][1].numpy().astype(np.uint32))
 
 
+def test_a_diverged_run_stops_with_a_clear_error(image_dataset, tmp_path):
+    nets = make_trained_like(TINY, 2)
+    with torch.no_grad():
+        nets.gen2A.UpBlock2[1].weight[0, 0, 0, 0] = float("nan")
+    broken = tmp_path / "nan_params_latest.pt"
+    torch.save({**{name: m.state_dict() for name, m in nets.as_dict().items()}, "start_iter": 10}, broken)
+    result = CliRunner().invoke(cli, ["train", str(image_dataset), "--out", str(tmp_path / "run"), "--resume",
+                                      str(broken), *TINY_ARGS, "--iters", "20", "--n-samples", "0"])
+    assert result.exit_code == 1
+    assert "Error: step 11: training diverged (d_loss=nan, g_loss=nan)" in result.output
+    assert "resume from it with a lower --lr" in result.output
+
+
 def test_missing_data_folder_is_one_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(tmp_path / "run"), *TINY_ARGS])
     assert result.exit_code == 1

@@ -13,6 +13,7 @@ G step so its backward computes no discriminator gradients.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import signal
@@ -481,6 +482,15 @@ class Trainer:
         tmp.write_text(json.dumps(config, indent=2) + "\n")
         tmp.replace(self.run_dir / "config.json")
 
+    def _check_finite(self, row: dict[str, float]) -> None:
+        """Stop a diverged run instead of training NaNs for hours (fp16 is exempt: its loss scaler
+        skips overflowing steps by design)."""
+        if self.options.amp == "fp16" or all(math.isfinite(row[k]) for k in ("d_loss", "g_loss")):
+            return
+        raise TrainError(f"step {self.step}: training diverged (d_loss={row['d_loss']}, g_loss={row['g_loss']}); "
+                         f"{self.run_dir / 'latest.pt'} holds the last saved state: resume from it with a lower "
+                         "--lr, or --amp off")
+
     def _write_periodic_outputs(self, result: TrainResult) -> None:
         o, last = self.options, self.step == self.options.iters
         if self.sample_images and (self.step % o.sample_every == 0 or last):
@@ -538,6 +548,7 @@ class Trainer:
                         row.update(step=self.step, lr=lr, it_per_s=interval_steps / (now - interval_start),
                                    elapsed_s=now - started)
                         log.write(row)
+                        self._check_finite(row)
                         bar.set_postfix(d_loss=f"{row['d_loss']:.4f}", g_loss=f"{row['g_loss']:.4f}")
                         sums, interval_start, interval_steps = {}, now, 0
                     self._write_periodic_outputs(result)
