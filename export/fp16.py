@@ -5,7 +5,7 @@ overflows once |x - mean| > 256, so the variance becomes inf and the output NaN.
 wrapped so that it casts its inputs to float32 and its result back; in ONNX these are explicit
 Cast nodes, which TensorRT 10+/11 strongly typed builds keep in FP32. The same wrapper is applied
 to FP32 graphs, where it emits no Cast but gives every norm node a scope containing
-`/fp32_island/`, so a weakly typed TensorRT 8.x build can pin those layers to FP32 by name.
+`/fp32/`, so a weakly typed TensorRT 8.x build can pin those layers to FP32 by name.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from trainer.networks import ILN, adaILN
 
-ISLAND_SCOPE = "fp32_island"   # attribute name of the wrapped norm: appears in ONNX node names
+ISLAND_SCOPE = "fp32"   # attribute name of the wrapped norm: ONNX node names contain "/fp32/"
 NORM_TYPES = (ILN, adaILN, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm)
 
 

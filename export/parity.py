@@ -116,7 +116,7 @@ def measure_parity(report: "ExportReport", onnx_path: "Path", module: nn.Module,
     photos = real_photos(real_images)
     if photos is None:
         log("warning: real-image parity skipped (install scikit-image or pass parity image files)")
-    height, width = shapes.trace_input(info)[1:]
+    height, width = shapes.parity_size(info)
     uint8_ref = UInt8IO(module).eval()
     probe = _NormInputPeak(module)
     rng = np.random.default_rng(1)

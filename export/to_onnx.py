@@ -4,7 +4,7 @@ The opset follows the TensorRT target. TensorRT 8.5/8.6 (JetPack 5 / 6.0) parse 
 read ReduceMean's axes only as an attribute, so an opset-18 graph would silently average over all
 axes there; TensorRT 10+ takes opset 18-20. Both targets use the TorchScript exporter: it is the
 only one in torch 2.13 that still writes opset 17, it needs no onnxscript, it exports in well
-under a second, and its scope-based node names (`/translator/gen/UpBlock1_1/norm1/fp32_island/...`)
+under a second, and its scope-based node names (`/translator/gen/UpBlock1_1/norm1/fp32/...`)
 let a weakly typed TensorRT build find the normalisation layers to pin to FP32.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import onnx
 import torch
 import torch.nn as nn
 
-from export.fp16 import ISLAND_SCOPE, count_islands, to_half_with_fp32_norms, with_fp32_islands
+from export.fp16 import count_islands, to_half_with_fp32_norms, with_fp32_islands
 from export.metadata import INPUT_NAME, OUTPUT_NAME, ModelInfo
 from export.translator import SIZE_MULTIPLE, UInt8IO, load_translator
 
@@ -32,6 +32,7 @@ FP16_TOLERANCE = 2e-2          # max |diff| of the FP16 graph vs the FP32 PyTorc
 UINT8_LEVELS = {"fp32": 1, "fp16": 3}   # 2e-2 on [-1, 1] is 2.55 levels before rounding
 FP16_MAX = 65504.0
 MIN_SIZE = 16
+TRACE_SIZE = 32
 
 
 class ExportError(ValueError):
@@ -91,8 +92,13 @@ class _Shapes:
     height: int | None
     width: int | None
 
-    def trace_input(self, info: ModelInfo) -> tuple[int, int, int]:
-        return self.batch or 1, self.height or info.img_size, self.width or info.img_size
+    def trace_input(self) -> tuple[int, int, int]:
+        """Batch, H, W the exporter traces with; small when dynamic, since torch's CPU FP16
+        convolutions are slow (seconds per 64 px image for a 256-channel generator)."""
+        return self.batch or 1, self.height or TRACE_SIZE, self.width or TRACE_SIZE
+
+    def parity_size(self, info: ModelInfo) -> tuple[int, int]:
+        return self.height or info.img_size, self.width or info.img_size
 
 
 def _resolve_opset(target: str, opset: int | None) -> int:
@@ -229,7 +235,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
     graph_module = _export_module(module, io, fp16)
     tmp = _temp_path(output)
     try:
-        _torchscript_export(graph_module, _example_input(io, *shapes.trace_input(info)), tmp, opset,
+        _torchscript_export(graph_module, _example_input(io, *shapes.trace_input()), tmp, opset,
                             _dynamic_axes(io, shapes))
         model = onnx.load(str(tmp))
         simplified = False

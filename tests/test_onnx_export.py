@@ -1,0 +1,205 @@
+"""nicegan export onnx: real exports of tiny trained-like checkpoints, checked with ONNX Runtime."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+
+import export.to_onnx as to_onnx
+from cli import cli
+from export.metadata import ModelInfo
+from export.to_onnx import ExportError, export_onnx
+from export.translator import UInt8IO, load_translator
+from nicegan_testutils import TINY_FULL, make_trained_like, save_checkpoint
+from trainer.checkpoint import file_sha256
+
+
+def _export(source, out, **kwargs):
+    lines: list[str] = []
+    report = export_onnx(source, out, log=lines.append, **kwargs)
+    return report, "\n".join(lines)
+
+
+def _input_dims(model: onnx.ModelProto) -> list:
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return [d.dim_param or d.dim_value for d in dims]
+
+
+def _mean_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [n for n in model.graph.node if n.op_type == "ReduceMean"]
+
+
+@pytest.fixture(scope="module")
+def full_checkpoint(tmp_path_factory):
+    return save_checkpoint(make_trained_like(TINY_FULL, seed=2), tmp_path_factory.mktemp("full") / "full.pt", step=9)
+
+
+def test_light_uint8_export_is_dynamic_carries_metadata_and_matches_torch(tiny_checkpoint, tmp_path):
+    out = tmp_path / "light.onnx"
+    report, log = _export(tiny_checkpoint, out)
+    assert report.passed and out.is_file() and report.simplified
+    assert {"random", "random non-square", "photos"} <= {c.name for c in report.checks}
+    assert "photos" in log and "max" in log
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version == 18
+    assert _input_dims(model) == ["batch", "height", "width", 3]
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    info = ModelInfo.from_metadata({p.key: p.value for p in model.metadata_props})
+    assert info == report.info
+    assert (info.arch, info.io, info.precision, info.light, info.dynamic_hw, info.img_size, info.step) == \
+        ("nicegan", "uint8", "fp32", True, True, 64, 1234)
+    assert info.source_sha256 == file_sha256(tiny_checkpoint)
+    assert any("/fp32/" in n.name for n in model.graph.node)     # norm scopes a TRT 8 build can pin
+
+    # Independent check at a size and batch the export's own parity did not use.
+    translator, _ = load_translator(tiny_checkpoint)
+    frames = np.random.default_rng(5).integers(0, 256, (3, 48, 80, 3), dtype=np.uint8)
+    got = ort.InferenceSession(str(out)).run(None, {"input": frames})[0]
+    with torch.no_grad():
+        want = UInt8IO(translator)(torch.from_numpy(frames)).numpy()
+    assert got.shape == frames.shape and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("target, opset", [("trt8", 17), ("trt10", 18)])
+def test_float_export_per_target_opset(tiny_checkpoint, tmp_path, target, opset):
+    out = tmp_path / f"{target}.onnx"
+    report, _ = _export(tiny_checkpoint, out, io="float", target=target, direction="b2a")
+    model = onnx.load(str(out))
+    assert report.opset == opset == model.opset_import[0].version
+    assert _input_dims(model) == ["batch", 3, "height", "width"]
+    means = _mean_nodes(model)
+    assert means
+    if opset == 17:   # TensorRT 8.6 reads ReduceMean axes only from the attribute
+        assert all(len(n.input) == 1 and any(a.name == "axes" for a in n.attribute) for n in means)
+    else:
+        assert all(len(n.input) == 2 for n in means)
+    translator, _ = load_translator(tiny_checkpoint, "b2a")
+    x = torch.rand(2, 3, 52, 76) * 2 - 1
+    got = ort.InferenceSession(str(out)).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        want = translator(x).numpy()
+    assert np.abs(got - want).max() < 1e-4
+    assert all(c.max_abs < 1e-4 for c in report.checks)
+
+
+def _value_types(model: onnx.ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    infos = list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+    return {v.name: v.type.tensor_type.elem_type for v in infos}
+
+
+def test_fp16_graph_has_fp32_norm_islands_and_stays_in_tolerance(tiny_checkpoint, tmp_path):
+    out = tmp_path / "half.onnx"
+    report, log = _export(tiny_checkpoint, out, io="float", fp16=True)
+    assert report.info.precision == "fp16" and report.islands == 9
+    names = {c.name for c in report.checks}
+    assert {"saturated", "photos x4 contrast"} <= names and "saturated" in log
+    assert all(c.passed and c.nonfinite == 0 and c.max_abs <= 2e-2 for c in report.checks)
+    model = onnx.load(str(out))
+    types = _value_types(model)
+    assert types["input"] == types["output"] == onnx.TensorProto.FLOAT   # float32 graph I/O
+    conv_weights = {n.input[1] for n in model.graph.node if n.op_type == "Conv"}
+    assert {i.data_type for i in model.graph.initializer if i.name in conv_weights} == {onnx.TensorProto.FLOAT16}
+    assert sum(n.op_type == "Cast" for n in model.graph.node) >= 2 * report.islands
+    for node in _mean_nodes(model):   # every statistic is computed in FP32, inside an island
+        assert "/fp32/" in node.name and types[node.input[0]] == onnx.TensorProto.FLOAT, node.name
+
+
+def test_fp16_survives_activations_that_overflow_fp16_squares(tmp_path):
+    """A model whose norm inputs exceed 256: (x - mean)^2 in FP16 would be inf without the islands."""
+    nets = make_trained_like(seed=7)
+    with torch.no_grad():
+        nets.gen2B.UpBlock0[1].weight.mul_(1000.0)
+        nets.gen2B.UpBlock0[1].bias.mul_(1000.0)
+    ckpt = save_checkpoint(nets, tmp_path / "loud.pt")
+    report, _ = _export(ckpt, tmp_path / "loud.onnx", fp16=True, io="float")
+    assert report.norm_input_peak > 256
+    assert report.passed and all(c.nonfinite == 0 for c in report.checks)
+
+
+def test_uint8_fp16_export_pixel_parity(tiny_checkpoint, tmp_path):
+    report, log = _export(tiny_checkpoint, tmp_path / "u8half.onnx", fp16=True, target="trt8")
+    assert report.opset == 17 and report.info.io == "uint8" and report.info.precision == "fp16"
+    assert all(c.unit == " lv" and c.max_abs <= 3 for c in report.checks) and " lv" in log
+
+
+def test_full_model_exports_at_fixed_size_with_dynamic_batch(full_checkpoint, tmp_path):
+    out = tmp_path / "full.onnx"
+    report, _ = _export(full_checkpoint, out)
+    assert report.passed and not report.info.light and not report.info.dynamic_hw
+    assert "random non-square" not in {c.name for c in report.checks}
+    assert _input_dims(onnx.load(str(out))) == ["batch", 64, 64, 3]
+    with pytest.raises(ExportError, match="training size 64x64"):
+        export_onnx(full_checkpoint, tmp_path / "bad.onnx", height=128, width=128, log=lambda _: None)
+
+
+def test_fixed_batch_and_size_for_light(tiny_checkpoint, tmp_path):
+    out = tmp_path / "fixed.onnx"
+    report, _ = _export(tiny_checkpoint, out, batch=3, height=48, width=48, simplify=False)
+    assert _input_dims(onnx.load(str(out))) == [3, 48, 48, 3]
+    assert (report.info.img_size, report.info.dynamic_hw, report.simplified) == (48, False, False)
+    assert report.passed
+
+
+def test_onnxsim_failure_falls_back_with_a_warning(tiny_checkpoint, tmp_path, monkeypatch):
+    import onnxsim
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("simulated simplifier crash")
+    monkeypatch.setattr(onnxsim, "simplify", broken)
+    report, log = _export(tiny_checkpoint, tmp_path / "raw.onnx", io="float")
+    assert "warning: onnxsim failed" in log and not report.simplified and report.passed
+
+
+def test_parity_failure_writes_nothing(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(to_onnx, "FP32_TOLERANCE", 0.0)
+    out = tmp_path / "strict.onnx"
+    with pytest.raises(ExportError, match="parity out of tolerance") as err:
+        export_onnx(tiny_checkpoint, out, io="float", simplify=False, log=lambda _: None)
+    assert str(out) in str(err.value)
+    assert list(tmp_path.iterdir()) == []   # neither the output nor its temp file
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"height": 50, "width": 50}, "multiple of 4"),
+    ({"height": 64}, "both --height and --width"),
+    ({"height": 48, "width": 64}, "must be square"),
+    ({"target": "trt8", "opset": 18}, "opsets <= 17"),
+    ({"io": "rgb"}, "--io must be"),
+])
+def test_bad_options_fail_with_one_line(tiny_checkpoint, tmp_path, kwargs, needle):
+    with pytest.raises(ExportError, match=needle) as err:
+        export_onnx(tiny_checkpoint, tmp_path / "x.onnx", log=lambda _: None, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_default_output_name_and_errors(tiny_checkpoint, tmp_path):
+    ckpt = tmp_path / "run7_params_latest.pt"
+    shutil.copy(tiny_checkpoint, ckpt)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["export", "onnx", str(ckpt), "--io", "float", "--direction", "b2a",
+                                 "--no-simplify"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run7_params_latest_b2a_float.onnx").is_file()
+    assert "parity" in result.output and "photos" in result.output
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(ckpt.read_bytes()[:1000])
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    for path, needle in ((tmp_path / "missing.pt", "no such checkpoint"), (corrupt, "not a loadable"),
+                         (foreign, "not a NICE-GAN checkpoint")):
+        result = runner.invoke(cli, ["export", "onnx", str(path)])
+        assert result.exit_code == 1
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0] and str(path) in lines[0]
+    result = runner.invoke(cli, ["export", "onnx", str(ckpt), "--height", "62", "--width", "62"])
+    assert result.exit_code == 1 and "multiple of 4" in result.output
