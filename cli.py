@@ -287,7 +287,7 @@ def info_command(model: str, backend: str) -> None:
 @click.argument("out_root", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--size", default=128, show_default=True,
               help="Crop size in px; 128 keeps CPU training of the light model practical.")
-@click.option("--train-count", default=1500, show_default=True, help="Images per training domain.")
+@click.option("--train-count", default=1000, show_default=True, help="Images per training domain.")
 @click.option("--test-count", default=150, show_default=True, help="Images per test domain.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--teacher", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,

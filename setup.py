@@ -24,6 +24,7 @@ setup(
         "opencv-python>=4.8",
         "click>=8.0",
         "tqdm>=4.60",
+        "scipy>=1.10",  # nicegan eval: sqrtm for FID, the Gaussian window of SSIM
     ],
     extras_require={
         "tensorrt": ["tensorrt", "pycuda"],

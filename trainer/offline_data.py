@@ -396,7 +396,7 @@ def sources_markdown(sources: Sequence[Source], split_of: dict[str, str], plan: 
     return "\n".join(lines)
 
 
-def build_dataset(out_root: Path, size: int = 128, train_count: int = 1500, test_count: int = 150,
+def build_dataset(out_root: Path, size: int = 128, train_count: int = 1000, test_count: int = 150,
                   seed: int = 0, teacher_path: Path | None = None, device: str = "cpu",
                   teacher_scale: int = 2, sources: Sequence[Source] | None = None,
                   progress: bool = True) -> dict[str, int]:
