@@ -58,14 +58,19 @@ def _version(module: str) -> str:
     return getattr(imported, "__version__", "?")
 
 
+def load_average() -> str:
+    """1/5/15-minute load: on a shared machine, timings taken above ~the core count are not worth much."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return " / ".join(f"{v:.2f}" for v in load)
+
+
 def environment() -> list[tuple[str, str]]:
     """(label, value) pairs that every table is printed with."""
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return [
         ("date (UTC)", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")),
         ("CPU", f"{cpu_model()}, {cpu_cores()} cores, torch threads {torch.get_num_threads()}"),
         ("GPU", gpu_name() or "none (no CUDA device)"),
-        ("load average (1/5/15 min)", " / ".join(f"{v:.2f}" for v in load)),
+        ("load average (1/5/15 min)", load_average()),
         ("python", platform.python_version()),
         ("torch", torch.__version__),
         ("onnxruntime", _version("onnxruntime")),

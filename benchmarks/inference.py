@@ -25,6 +25,7 @@ from common import (
     cuda_sync,
     format_table,
     fp32_onnx,
+    load_average,
     median,
     print_environment,
     ratio,
@@ -145,21 +146,24 @@ def tensorrt_runner(checkpoint: Path, folder: Path, size: tuple[int, int], max_b
 
 def project_runners(args: argparse.Namespace, checkpoint: Path, onnx_path: Path,
                     device: torch.device) -> tuple[list[Runner], list[str]]:
-    from runtime.backends import open_backend
-    runners = [backend_runner("PyTorch eager (project backend)", "fp32",
-                              open_backend(checkpoint, "torch", device=str(device)))]
-    notes = []
+    from runtime.backends import BackendError, open_backend
+    makers = [lambda: backend_runner("PyTorch eager (project backend)", "fp32",
+                                     open_backend(checkpoint, "torch", device=str(device)))]
     if device.type == "cuda":
-        runners.append(backend_runner("PyTorch eager (project backend --half)", "fp16 autocast",
-                                      open_backend(checkpoint, "torch", half=True, device=str(device))))
-        runners.append(module_runner(checkpoint, device, torch.bfloat16, compile_=False))
-    if args.skip_compile:
-        notes.append("torch.compile skipped (--skip-compile)")
-    else:
-        dtype = torch.float16 if device.type == "cuda" else None
-        runners.append(module_runner(checkpoint, device, dtype, compile_=True))
-    runners.append(backend_runner("ONNX Runtime (FP32 export)", "fp32",
-                                  open_backend(onnx_path, "onnxruntime", device=str(device))))
+        makers.append(lambda: backend_runner("PyTorch eager (project backend --half)", "fp16 autocast",
+                                             open_backend(checkpoint, "torch", half=True, device=str(device))))
+        makers.append(lambda: module_runner(checkpoint, device, torch.bfloat16, compile_=False))
+    if not args.skip_compile:
+        makers.append(lambda: module_runner(checkpoint, device, torch.float16 if device.type == "cuda" else None,
+                                            compile_=True))
+    makers.append(lambda: backend_runner("ONNX Runtime (FP32 export)", "fp32",
+                                         open_backend(onnx_path, "onnxruntime", device=str(device))))
+    runners, notes = [], ["torch.compile skipped (--skip-compile)"] if args.skip_compile else []
+    for make in makers:
+        try:
+            runners.append(make())
+        except BackendError as exc:  # e.g. onnxruntime without its CUDA provider: one row fewer, said so
+            notes.append(f"not measured: {exc}")
     return runners, notes
 
 
@@ -216,7 +220,7 @@ def table(rows: list[Row], gflops: tuple[float, float], peak: float) -> str:
                     f"{median(r.times) * 1e3:.1f}" if r.times else "failed",
                     spread([t * 1e3 for t in r.times]) if r.times else (r.error or ""),
                     f"{rate:.3g}" if rate else "-", ratio(rate, baseline.get(r.size)),
-                    f"{rate * flops:.0f}" if rate else "-", f"{100 * rate * flops / peak:.1f}%" if rate else "-"])
+                    rate * flops if rate else "-", f"{100 * rate * flops / peak:.1f}%" if rate else "-"])
     return format_table(["HxW", "runner", "precision", "batch", "ms/batch (median)", "min..max ms",
                          "images/s", "vs official", "GFLOP/s", "% of peak"], out)
 
@@ -280,6 +284,7 @@ def main() -> None:
     print(table(rows, gflops, peak))
     for note in dict.fromkeys(notes):
         print(f"note: {note}")
+    print(f"load average at the end (1/5/15 min): {load_average()}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from common import (
     REPO,
     cpu_cores,
     format_table,
+    load_average,
     median,
     print_environment,
     ratio,
@@ -160,6 +161,7 @@ def main() -> None:
                                               else f"failed: {r['error']}"), flush=True)
     print()
     print(table(results, args.device.startswith("cuda")))
+    print(f"load average at the end (1/5/15 min): {load_average()}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from common import (
     REPO,
     format_table,
     fp32_onnx,
+    load_average,
     median,
     print_environment,
     ratio,
@@ -50,16 +51,18 @@ THROUGHPUT = re.compile(r"^throughput \(frames/s\):.*$", re.MULTILINE)
 
 
 def official_job(checkpoint: Path, input_dir: Path, output_dir: Path, img_size: int) -> None:
+    import torch
     from PIL import Image
 
     from trainer.checkpoint import load_networks
     from trainer.data import eval_transform, list_images
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")   # NICE.py's --device cuda default
     nets, _ = load_networks(checkpoint, img_size)
-    dis, gen = nets.disA.eval(), nets.gen2B.eval()
+    dis, gen = nets.disA.to(device).eval(), nets.gen2B.to(device).eval()
     transform = eval_transform(img_size)
     output_dir.mkdir(parents=True, exist_ok=True)
     for path in list_images(input_dir):
-        real_a = transform(Image.open(path).convert("RGB")).unsqueeze(0)
+        real_a = transform(Image.open(path).convert("RGB")).unsqueeze(0).to(device)
         _, _, _, _, real_a_z = dis(real_a)
         fake_a2b = gen(real_a_z)
         image = fake_a2b[0].detach().cpu().numpy().transpose(1, 2, 0) * 0.5 + 0.5
@@ -87,15 +90,15 @@ def run_job(command: list[str], output: Path) -> tuple[float, str]:
     return seconds, done.stdout + done.stderr
 
 
-def folder_jobs(args: argparse.Namespace, checkpoint: Path, onnx_path: Path, images: Path,
+def folder_jobs(args: argparse.Namespace, checkpoint: Path, model: Path, images: Path,
                 scratch: Path) -> list[list[object]]:
     official = [sys.executable, str(Path(__file__).resolve()), "official-job", "--img-size", str(args.size),
                 str(checkpoint), str(images)]
     translate = nicegan_command() + ["translate", str(images)]
     jobs = [("official-style test job (PyTorch, full disA)", official, []),
-            ("nicegan translate, ONNX Runtime (FP32 export)", translate, ["-m", str(onnx_path), "--no-progress"]),
-            ("nicegan translate, ONNX Runtime, --batch-size 4", translate,
-             ["-m", str(onnx_path), "--no-progress", "-b", "4"]),
+            (f"nicegan translate -m {model.name}", translate, ["-m", str(model), "--no-progress"]),
+            (f"nicegan translate -m {model.name} --batch-size 4", translate,
+             ["-m", str(model), "--no-progress", "-b", "4"]),
             ("nicegan translate, PyTorch backend (.pt)", translate, ["-m", str(checkpoint), "--no-progress"])]
     results = []
     for name, command, options in jobs:
@@ -133,11 +136,9 @@ def read_frames(video: Path) -> list[np.ndarray]:
     return frames
 
 
-def pure_inference_fps(onnx_path: Path, frames: list[np.ndarray], batch: int, repeats: int) -> list[float]:
+def pure_inference_fps(backend, frames: list[np.ndarray], batch: int, repeats: int) -> list[float]:
     """Frames/s of the backend alone over the clip's own frames (same sizes, same batching)."""
-    from runtime.backends import open_backend
     from runtime.frames import SizePolicy
-    backend = open_backend(onnx_path, "onnxruntime")
     policy = SizePolicy(backend.info)
     fitted = [policy.fit(frame)[0] for frame in frames]
     batches = [np.stack(fitted[i:i + batch]) for i in range(0, len(fitted), batch)]
@@ -145,16 +146,20 @@ def pure_inference_fps(onnx_path: Path, frames: list[np.ndarray], batch: int, re
     def run_clip() -> None:
         for frames_batch in batches:
             backend.infer(frames_batch)
-    times = time_calls(run_clip, warmup=1, repeats=repeats)
-    backend.close()
-    return [len(frames) / t for t in times]
+    return [len(frames) / t for t in time_calls(run_clip, warmup=1, repeats=repeats)]
 
 
-def video_job(args: argparse.Namespace, onnx_path: Path, scratch: Path) -> tuple[list[list[object]], str]:
+def video_job(args: argparse.Namespace, model: Path, scratch: Path) -> tuple[list[list[object]], str]:
+    from runtime.backends import open_backend
+    from runtime.pipeline import default_batch_size
     frames = read_frames(args.video)
+    with open_backend(model) as backend:
+        batch = args.video_batch or default_batch_size(backend)
+        pure = pure_inference_fps(backend, frames, batch, args.repeats)
+        name = f"{backend.name} on {backend.device}"
     out = scratch / "clip.mp4"
-    command = nicegan_command() + ["translate", str(args.video), str(out), "-m", str(onnx_path), "--no-progress",
-                                   "--overwrite", "--audio", "none", "-b", str(args.video_batch)]
+    command = nicegan_command() + ["translate", str(args.video), str(out), "-m", str(model), "--no-progress",
+                                   "--overwrite", "--audio", "none", "-b", str(batch)]
     walls, pipeline, stages = [], [], ""
     for _ in range(args.repeats):
         began = time.perf_counter()
@@ -166,9 +171,8 @@ def video_job(args: argparse.Namespace, onnx_path: Path, scratch: Path) -> tuple
         pipeline.append(float(END_TO_END.search(text).group(1)))
         stages = THROUGHPUT.search(text).group(0)
     written = int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT))
-    pure = pure_inference_fps(onnx_path, frames, args.video_batch, args.repeats)
     h, w = frames[0].shape[:2]
-    rows = [[f"pure inference, ONNX Runtime, batch {args.video_batch}", f"{w}x{h}", len(frames), median(pure),
+    rows = [[f"pure inference, {name}, batch {batch}", f"{w}x{h}", len(frames), median(pure),
              spread(pure), "1.00"],
             ["nicegan translate pipeline (decode+infer+encode, model loaded)", f"{w}x{h}", written, median(pipeline),
              spread(pipeline), f"{median(pipeline) / median(pure):.2f}"],
@@ -181,7 +185,7 @@ def video_job(args: argparse.Namespace, onnx_path: Path, scratch: Path) -> tuple
 # --- profile ---------------------------------------------------------------------------------
 
 
-def profile_translate(onnx_path: Path, images: Path, scratch: Path, top: int = 15) -> str:
+def profile_translate(model: Path, images: Path, scratch: Path, top: int = 15) -> str:
     """cProfile of one in-process `nicegan translate` folder job (main thread: the inference loop;
     the decode/encode threads show up as the time it waits on their queues)."""
     from click.testing import CliRunner
@@ -191,7 +195,7 @@ def profile_translate(onnx_path: Path, images: Path, scratch: Path, top: int = 1
     shutil.rmtree(out, ignore_errors=True)
     profiler = cProfile.Profile()
     profiler.enable()
-    result = CliRunner().invoke(cli, ["translate", str(images), str(out), "-m", str(onnx_path), "--no-progress"])
+    result = CliRunner().invoke(cli, ["translate", str(images), str(out), "-m", str(model), "--no-progress"])
     profiler.disable()
     if result.exit_code != 0:
         sys.exit(f"profiled job failed: {result.output}")
@@ -230,7 +234,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ext", default="jpg", help="image format of the folder job (inputs and outputs)")
     p.add_argument("--repeats", type=int, default=3, help="runs of each job; medians are reported")
     p.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="clip for the pipeline-efficiency rows")
-    p.add_argument("--video-batch", type=int, default=1, help="--batch-size of the video job (1 = CPU default)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="model for the nicegan translate and video rows, e.g. an .engine on a GPU "
+                        "[default: the checkpoint's FP32 ONNX export]")
+    p.add_argument("--video-batch", type=int, default=0,
+                   help="--batch-size of the video job and its pure-inference twin [default: the runtime's, "
+                        "1 on CPU, 8 on GPU]")
     p.add_argument("--skip-video", action="store_true")
     p.add_argument("--profile", action="store_true", help="also cProfile one in-process folder job")
     return p.parse_args()
@@ -244,18 +253,18 @@ def main() -> None:
     print_environment("whole jobs: nicegan translate vs the official-style test job")
     folder = workdir(args.workdir)
     checkpoint = args.checkpoint or trained_like_checkpoint(folder, DEFAULT_CONFIG)
-    onnx_path = fp32_onnx(checkpoint, folder)
+    model = args.model or fp32_onnx(checkpoint, folder)
     images = write_images(folder / f"photos_{args.size}", args.images, args.size, args.ext)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         scratch = Path(tmp)
-        rows = folder_jobs(args, checkpoint, onnx_path, images, scratch)
+        rows = folder_jobs(args, checkpoint, model, images, scratch)
         print()
         print(f"folder job: {args.images} photos of {args.size}x{args.size} ({args.ext}) in and out; "
               f"median of {args.repeats} runs; images/s = images / job wall time; 'vs official' is this run's ratio")
         print(format_table(["job", "images", "wall s (median)", "min..max s", "images/s", "pipeline e2e fps",
                             "vs official"], rows))
         if not args.skip_video:
-            video_rows, stages = video_job(args, onnx_path, scratch)
+            video_rows, stages = video_job(args, model, scratch)
             print()
             print(f"video: {args.video.name}; median of {args.repeats} runs; efficiency = fps / pure-inference fps")
             print(format_table(["measurement", "WxH", "frames", "frames/s (median)", "min..max", "efficiency"],
@@ -263,8 +272,9 @@ def main() -> None:
             print(f"last video job's own stage report: {stages}")
         if args.profile:
             print()
-            print("cProfile of one in-process folder job (ONNX Runtime), top functions by own time:")
-            print(profile_translate(onnx_path, images, scratch))
+            print(f"cProfile of one in-process folder job (-m {model.name}), top functions by own time:")
+            print(profile_translate(model, images, scratch))
+    print(f"load average at the end (1/5/15 min): {load_average()}")
 
 
 if __name__ == "__main__":
