@@ -8,7 +8,8 @@ contrast-stretched photos) are added for FP16 graphs, where overflow would show 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -31,7 +32,7 @@ def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Centre-crop to the target aspect ratio, then resize: no padding, no distortion."""
     h, w = image.shape[:2]
     scale = min(h / height, w / width)
-    ch, cw = int(round(height * scale)), int(round(width * scale))
+    ch, cw = round(height * scale), round(width * scale)
     y, x = (h - ch) // 2, (w - cw) // 2
     return cv2.resize(image[y:y + ch, x:x + cw], (width, height), interpolation=cv2.INTER_AREA)
 
@@ -104,10 +105,11 @@ class _NormInputPeak:
             handle.remove()
 
 
-def measure_parity(report: "ExportReport", onnx_path: "Path", module: nn.Module, shapes: "_Shapes",
+def measure_parity(report: ExportReport, onnx_path: Path, module: nn.Module, shapes: _Shapes,
                    real_images: Sequence[str | os.PathLike] | None, log: Callable[[str], None]) -> None:
     """Run every input set through ONNX Runtime and the FP32 PyTorch module; append to report.checks."""
     import onnxruntime as ort
+
     from export.to_onnx import FP16_TOLERANCE, FP32_TOLERANCE, UINT8_LEVELS, ParityCheck
 
     info = report.info

@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
-import numpy as np
 import onnx
 import torch
 import torch.nn as nn
@@ -30,9 +29,9 @@ IO_MODES = ("uint8", "float")
 FP32_TOLERANCE = 1e-4          # max |diff| on [-1, 1] outputs, ONNX Runtime vs PyTorch fp32
 FP16_TOLERANCE = 2e-2          # max |diff| of the FP16 graph vs the FP32 PyTorch reference
 UINT8_LEVELS = {"fp32": 1, "fp16": 3}   # 2e-2 on [-1, 1] is 2.55 levels before rounding
-FP16_MAX = 65504.0
 MIN_SIZE = 16
 TRACE_SIZE = 32
+PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26   # a single .onnx is one protobuf (< 2 GiB), keep headroom for the graph
 
 
 class ExportError(ValueError):
@@ -149,6 +148,14 @@ def default_output_path(source: str | os.PathLike, direction: str, io: str, fp16
     return source.with_name("_".join(parts) + ".onnx")
 
 
+def _check_fits_protobuf(module: nn.Module, source: Path, fp16: bool) -> None:
+    size = sum(p.numel() for p in module.parameters()) * (2 if fp16 else 4)
+    if size > PROTOBUF_LIMIT:
+        hint = "" if fp16 else "export with --fp16, or "
+        raise ExportError(f"{source}: {size / 2 ** 30:.1f} GiB of weights do not fit one ONNX file (2 GiB); "
+                          f"{hint}train the light model (its MLP does not grow with img_size)")
+
+
 def _export_module(module: nn.Module, io: str, fp16: bool) -> nn.Module:
     marked = with_fp32_islands(module)
     body = to_half_with_fp32_norms(marked) if fp16 else marked
@@ -218,7 +225,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
 
     The .onnx is written atomically, and only once onnx.checker and the parity checks passed.
     """
-    from export.parity import measure_parity   # ORT and image helpers load only when needed
+    from export.parity import measure_parity  # ORT and image helpers load only when needed
 
     if io not in IO_MODES:
         raise ExportError(f"--io must be one of {', '.join(IO_MODES)}, got {io!r}")
@@ -232,6 +239,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
         raise ExportError(f"{output}: the output would overwrite the checkpoint; pass another -o path")
     output.parent.mkdir(parents=True, exist_ok=True)
 
+    _check_fits_protobuf(module, source, fp16)
     graph_module = _export_module(module, io, fp16)
     tmp = _temp_path(output)
     try:

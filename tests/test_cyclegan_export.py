@@ -13,10 +13,10 @@ import torch
 from export.metadata import ModelInfo
 from export.to_onnx import export_onnx
 from export.translator import TranslatorError, load_translator
-from trainer.cyclegan import CycleGANConfig, CycleGANGenerator
 from trainer.checkpoint import file_sha256
+from trainer.cyclegan import CycleGANConfig, CycleGANGenerator
 
-SMALL = dict(ngf=8, n_blocks=2)
+SMALL = {"ngf": 8, "n_blocks": 2}
 
 
 def _junyanz_state(seed: int) -> dict[str, torch.Tensor]:

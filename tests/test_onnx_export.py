@@ -9,13 +9,13 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
+from nicegan_testutils import TINY_FULL, make_trained_like, save_checkpoint
 
 import export.to_onnx as to_onnx
 from cli import cli
 from export.metadata import ModelInfo
 from export.to_onnx import ExportError, export_onnx
 from export.translator import UInt8IO, load_translator
-from nicegan_testutils import TINY_FULL, make_trained_like, save_checkpoint
 from trainer.checkpoint import file_sha256
 
 

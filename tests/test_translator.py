@@ -4,10 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from export.translator import (FoldedEncoder, TranslatorError, UInt8IO, fold_cam, load_translator)
 from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
-from trainer.networks import Discriminator
+
+from export.translator import FoldedEncoder, TranslatorError, UInt8IO, fold_cam, load_translator
 
 DIRECTIONS = ("a2b", "b2a")
 
