@@ -117,25 +117,29 @@ def _check_size(name: str, value: int | None) -> None:
                           f"pick e.g. {max(MIN_SIZE, value - value % SIZE_MULTIPLE)}")
 
 
-def _resolve_shapes(info: ModelInfo, source: Path, batch: int | None, height: int | None,
-                    width: int | None) -> tuple[_Shapes, ModelInfo]:
+def _check_options(batch: int | None, height: int | None, width: int | None, img_size: int) -> None:
+    """Checks that need no checkpoint, so a typo fails before a 1 GB file is read."""
     if batch is not None and batch < 1:
         raise ExportError(f"--batch must be >= 1, got {batch}")
-    _check_size("height", height)
-    _check_size("width", width)
+    for name, value in (("height", height), ("width", width), ("img-size", img_size)):
+        _check_size(name, value)
     if (height is None) != (width is None):
         raise ExportError("give both --height and --width for a fixed size, or neither for dynamic H/W")
+    if height != width:
+        raise ExportError(f"fixed sizes must be square (got {height}x{width}); export with dynamic H/W "
+                          "(the default) and fix the size in the TensorRT profile instead")
+
+
+def _resolve_shapes(info: ModelInfo, source: Path, batch: int | None, height: int | None) -> tuple[_Shapes, ModelInfo]:
+    """Full models are fixed at their training size; light ones are dynamic unless a size is given."""
     if not info.dynamic_hw:
-        if height is not None and (height, width) != (info.img_size, info.img_size):
+        if height is not None and height != info.img_size:
             raise ExportError(f"{source}: a full (non-light) model only runs at its training size "
                               f"{info.img_size}x{info.img_size}; drop --height/--width or pass {info.img_size}")
         return _Shapes(batch, info.img_size, info.img_size), info
     if height is None:
         return _Shapes(batch, None, None), info
-    if height != width:
-        raise ExportError(f"fixed sizes must be square (got {height}x{width}); export with dynamic H/W "
-                          "(the default) and fix the size in the TensorRT profile instead")
-    return _Shapes(batch, height, width), replace(info, img_size=height, dynamic_hw=False)
+    return _Shapes(batch, height, height), replace(info, img_size=height, dynamic_hw=False)
 
 
 def default_output_path(source: str | os.PathLike, direction: str, io: str, fp16: bool, target: str) -> Path:
@@ -230,9 +234,10 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
     if io not in IO_MODES:
         raise ExportError(f"--io must be one of {', '.join(IO_MODES)}, got {io!r}")
     opset = _resolve_opset(target, opset)
+    _check_options(batch, height, width, default_img_size)
     source = Path(source)
     module, info = load_translator(source, direction, default_img_size)
-    shapes, info = _resolve_shapes(info, source, batch, height, width)
+    shapes, info = _resolve_shapes(info, source, batch, height)
     info = replace(info, io=io, precision="fp16" if fp16 else "fp32")
     output = Path(output) if output is not None else default_output_path(source, direction, io, fp16, target)
     if output.resolve() == source.resolve():

@@ -174,6 +174,7 @@ def test_parity_failure_writes_nothing(tiny_checkpoint, tmp_path, monkeypatch):
     ({"height": 48, "width": 64}, "must be square"),
     ({"target": "trt8", "opset": 18}, "opsets <= 17"),
     ({"io": "rgb"}, "--io must be"),
+    ({"default_img_size": 250}, "--img-size 250 is not a multiple of 4"),
 ])
 def test_bad_options_fail_with_one_line(tiny_checkpoint, tmp_path, kwargs, needle):
     with pytest.raises(ExportError, match=needle) as err:
