@@ -111,6 +111,8 @@ def test_fp16_graph_has_fp32_norm_islands_and_stays_in_tolerance(tiny_checkpoint
     assert sum(n.op_type == "Cast" for n in model.graph.node) >= 2 * report.islands
     for node in _mean_nodes(model):   # every statistic is computed in FP32, inside an island
         assert "/fp32/" in node.name and types[node.input[0]] == onnx.TensorProto.FLOAT, node.name
+    pools = [n for n in model.graph.node if n.op_type == "GlobalAveragePool"]   # light style pooling
+    assert len(pools) == 1 and types[pools[0].input[0]] == onnx.TensorProto.FLOAT
 
 
 def test_fp16_survives_activations_that_overflow_fp16_squares(tmp_path):
