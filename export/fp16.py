@@ -15,6 +15,7 @@ import copy
 import torch
 import torch.nn as nn
 
+from export.stable_norms import staged
 from trainer.networks import ILN, ResnetGenerator, adaILN
 
 ISLAND_SCOPE = "fp32"   # attribute name of the wrapped norm: ONNX node names contain "/fp32/"
@@ -48,13 +49,14 @@ class Fp32StyleGenerator(ResnetGenerator):
 def _wrap_norms(module: nn.Module) -> None:
     for name, child in list(module.named_children()):
         if isinstance(child, NORM_TYPES):
-            setattr(module, name, Float32Island(child))
+            setattr(module, name, Float32Island(staged(child)))
         else:
             _wrap_norms(child)
 
 
 def with_fp32_islands(module: nn.Module) -> nn.Module:
-    """A copy of `module` with every normalisation layer wrapped in a Float32Island."""
+    """A copy of `module` with every normalisation layer in its staged export form
+    (export.stable_norms) wrapped in a Float32Island."""
     marked = copy.deepcopy(module).eval()
     _wrap_norms(marked)
     for sub in marked.modules():

@@ -194,7 +194,9 @@ def _torchscript_export(module: nn.Module, example: torch.Tensor, path: Path, op
 def _simplify(model: onnx.ModelProto, log: Callable[[str], None]) -> tuple[onnx.ModelProto, bool]:
     try:
         import onnxsim
-        simplified, ok = onnxsim.simplify(model)
+        # Keep the staged statistics staged (export.stable_norms): fusing the consecutive
+        # ReduceMeans back into one long reduction is what costs the precision.
+        simplified, ok = onnxsim.simplify(model, skipped_optimizers=["fuse_consecutive_reduce"])
     except Exception as exc:  # onnxsim raises many types (protobuf limits, shape inference, ORT)
         log(f"warning: onnxsim failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
             "keeping the unsimplified graph")

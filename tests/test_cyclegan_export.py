@@ -69,7 +69,8 @@ def test_load_translator_reads_cyclegan_files(generator_file):
     x = torch.rand(2, 3, 48, 80) * 2 - 1
     with torch.no_grad():
         assert torch.equal(translator(x), _reference(layout, state)(x))
-    assert (info.arch, info.direction, info.dynamic_hw, info.img_size, info.io) == ("cyclegan", "a2b", True, 64, "float")
+    assert (info.arch, info.direction, info.dynamic_hw, info.img_size, info.io) == \
+        ("cyclegan", "a2b", True, 64, "float")
     assert info.source_sha256 == file_sha256(path)
     with pytest.raises(TranslatorError, match="one direction"):
         load_translator(path, "b2a")

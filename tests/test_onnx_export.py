@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import numpy as np
 import onnx
@@ -14,9 +15,11 @@ from nicegan_testutils import TINY_FULL, make_trained_like, save_checkpoint
 import export.to_onnx as to_onnx
 from cli import cli
 from export.metadata import ModelInfo
+from export.stable_norms import StagedAdaILN, StagedILN
 from export.to_onnx import ExportError, export_onnx
 from export.translator import UInt8IO, load_translator
 from trainer.checkpoint import file_sha256
+from trainer.networks import ILN, adaILN
 
 
 def _export(source, out, **kwargs):
@@ -206,3 +209,48 @@ def test_cli_default_output_name_and_errors(tiny_checkpoint, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0] and str(path) in lines[0]
     result = runner.invoke(cli, ["export", "onnx", str(ckpt), "--height", "62", "--width", "62"])
     assert result.exit_code == 1 and "multiple of 4" in result.output
+
+
+def _onnx_run(module: torch.nn.Module, trace: tuple[torch.Tensor, ...], run: tuple[torch.Tensor, ...],
+              path) -> np.ndarray:
+    names = [f"in{i}" for i in range(len(trace))]
+    axes = {names[0]: {2: "h", 3: "w"}} if trace[0].dim() == 4 else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # the TorchScript exporter's notice
+        torch.onnx.export(module, trace, str(path), dynamo=False, opset_version=17, input_names=names,
+                          output_names=["out"], dynamic_axes=axes)
+    return ort.InferenceSession(str(path)).run(None, {n: t.numpy() for n, t in zip(names, run)})[0]
+
+
+def test_staged_norms_equal_the_official_ones_at_any_size(tmp_path):
+    """Traced at 16x16, run at 40x24: the unbiased-variance factors must follow the run-time size."""
+    torch.manual_seed(0)
+    iln, ada = ILN(8), adaILN(8)
+    with torch.no_grad():
+        for norm in (iln, ada):
+            norm.rho.copy_(torch.randn(1, 8, 2))
+        iln.gamma.copy_(torch.rand(1, 8, 1, 1) + 0.5)
+    x, gamma, beta = torch.randn(2, 8, 40, 24) * 3 + 1, torch.rand(2, 8) + 0.5, torch.randn(2, 8)
+    with torch.no_grad():
+        want_iln = iln.double()(x.double()).numpy()
+        want_ada = ada.double()(x.double(), gamma.double(), beta.double()).numpy()
+    iln.float(), ada.float()
+    small = torch.randn(2, 8, 16, 16)
+    got_iln = _onnx_run(StagedILN(iln), (small,), (x,), tmp_path / "iln.onnx")
+    got_ada = _onnx_run(StagedAdaILN(ada), (small, gamma, beta), (x, gamma, beta), tmp_path / "ada.onnx")
+    assert np.abs(got_iln - want_iln).max() < 1e-5 and np.abs(got_ada - want_ada).max() < 1e-5
+
+
+def test_staged_statistics_are_more_accurate_over_a_million_values(tmp_path):
+    """Why the export uses them: one ReduceMean over C*H*W = 1 M values drifts in ONNX Runtime."""
+    torch.manual_seed(1)
+    norm = ILN(64)
+    with torch.no_grad():
+        norm.rho.copy_(torch.randn(1, 64, 2))
+    x = torch.randn(1, 64, 128, 128) * 2 + 3
+    with torch.no_grad():
+        want = norm.double()(x.double()).numpy()
+    norm.float()
+    one_pass = np.abs(_onnx_run(norm, (x,), (x,), tmp_path / "one.onnx") - want).max()
+    staged = np.abs(_onnx_run(StagedILN(norm), (x,), (x,), tmp_path / "staged.onnx") - want).max()
+    assert staged < 2e-6 and staged * 5 < one_pass
