@@ -336,5 +336,30 @@ def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, incept
         write_json(result, json_out)
 
 
+@cli.command("demo")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("nicegan_demo"), show_default=True, help="Folder for the results.")
+@click.option("-m", "--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Model to demonstrate [default: the bundled photo->vintage model].")
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime", "torch"]), default="auto",
+              show_default=True)
+@click.option("--device", default=None, help="cpu, cuda or cuda:N [default: CUDA when present].")
+@click.option("--overwrite", is_flag=True, help="Redo results that already exist.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def demo_command(out_dir: Path, model: Path | None, backend: str, device: str | None, overwrite: bool,
+                 no_progress: bool) -> None:
+    """Translate the bundled sample video and photos with the bundled model: the translations and
+    side-by-side comparisons go to OUT. Nothing is downloaded; a CPU is enough."""
+    from runtime.demo import DEFAULT_MODEL, DemoError, run_demo
+    try:
+        reports = run_demo(out_dir, model or DEFAULT_MODEL, backend, device, overwrite, not no_progress,
+                           log=lambda line: click.echo(line, err=True))
+    except (DemoError, *_runtime_errors()) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not all(report.ok for report in reports):
+        raise SystemExit(1)
+    click.echo(f"done: open {out_dir}/ (translations and *_compare side-by-side views)")
+
+
 if __name__ == "__main__":
     cli()
