@@ -154,6 +154,21 @@ def test_fixed_batch_and_size_for_light(tiny_checkpoint, tmp_path):
     assert report.passed
 
 
+def test_parity_uses_given_real_images(tiny_checkpoint, tmp_path):
+    import cv2
+    from nicegan_testutils import real_photos
+    paths = []
+    for name in ("chelsea", "rocket"):
+        paths.append(tmp_path / f"{name}.jpg")
+        cv2.imwrite(str(paths[-1]), cv2.cvtColor(real_photos()[name], cv2.COLOR_RGB2BGR))
+    report, _ = _export(tiny_checkpoint, tmp_path / "m.onnx", io="float", real_images=paths)
+    photos = next(c for c in report.checks if c.name == "photos")
+    assert photos.shape == (2, 64, 64, 3) and photos.passed
+    (tmp_path / "notes.jpg").write_text("not an image")
+    with pytest.raises(ExportError, match="notes.jpg: not a readable image"):
+        export_onnx(tiny_checkpoint, tmp_path / "n.onnx", real_images=[tmp_path / "notes.jpg"], log=lambda _: None)
+
+
 def test_onnxsim_failure_falls_back_with_a_warning(tiny_checkpoint, tmp_path, monkeypatch):
     import onnxsim
 
