@@ -141,7 +141,7 @@ def open_source(spec: str) -> Source:
         return _open_capture(spec, spec, cv2.CAP_FFMPEG, live=True)
     if "!" in spec:
         return _open_capture(spec, spec, cv2.CAP_GSTREAMER, live=True)
-    path = Path(spec.removeprefix("file://")).expanduser()
+    path = Path(spec[len("file://"):] if spec.startswith("file://") else spec).expanduser()
     if path.is_dir():
         return ImageSource(spec, path, lambda: _walk_images(path))
     if path.is_file():
@@ -208,7 +208,7 @@ def _camera(spec: str) -> int | None:
 
 
 def _csi_pipeline(spec: str) -> str:
-    sensor = spec.removeprefix("csi://") or "0"
+    sensor = spec[len("csi://"):] or "0"
     return (f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width=1280,height=720,"
             "framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR "
             "! appsink drop=true max-buffers=2")

@@ -79,7 +79,7 @@ def normalize_cyclegan_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.T
     InstanceNorm running stats that pre-0.4 PyTorch saved (junyanz patches them out the same way)."""
     out = {}
     for key, value in state.items():
-        key = key.removeprefix("module.")
+        key = key[len("module."):] if key.startswith("module.") else key  # DataParallel
         if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
             continue
         out[re.sub(r"\.block\.", ".conv_block.", key)] = value
