@@ -34,3 +34,15 @@ def tiny_float_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     from export.to_onnx import export_onnx
     out = tmp_path_factory.mktemp("onnx") / "tiny_float.onnx"
     return export_onnx(tiny_checkpoint, out, io="float", parity=False, log=lambda _: None).output
+
+
+# --- export (issue 3) ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def torch_single_thread():
+    """Tiny models: torch's thread hand-offs cost more than their ops (5x on 2 shared cores)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

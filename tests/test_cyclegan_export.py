@@ -16,6 +16,8 @@ from export.translator import TranslatorError, load_translator
 from trainer.checkpoint import file_sha256
 from trainer.cyclegan import CycleGANConfig, CycleGANGenerator
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 SMALL = {"ngf": 8, "n_blocks": 2}
 
 

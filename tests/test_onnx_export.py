@@ -21,6 +21,8 @@ from export.translator import UInt8IO, load_translator
 from trainer.checkpoint import file_sha256
 from trainer.networks import ILN, adaILN
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 
 def _export(source, out, **kwargs):
     lines: list[str] = []

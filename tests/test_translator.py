@@ -8,6 +8,8 @@ from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoin
 
 from export.translator import FoldedEncoder, TranslatorError, UInt8IO, fold_cam, load_translator
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 DIRECTIONS = ("a2b", "b2a")
 
 
