@@ -86,6 +86,13 @@ def test_float_export_per_target_opset(tiny_checkpoint, tmp_path, target, opset)
         assert all(len(n.input) == 1 and any(a.name == "axes" for a in n.attribute) for n in means)
     else:
         assert all(len(n.input) == 2 for n in means)
+    # TensorRT needs constant pads (no dynamic axes input) and PixelShuffle's CRD channel order.
+    initializers = {i.name for i in model.graph.initializer}
+    pads = [n for n in model.graph.node if n.op_type == "Pad"]
+    assert pads and all(len(n.input) == 2 and n.input[1] in initializers for n in pads)
+    modes = [onnx.helper.get_attribute_value(a) for n in model.graph.node if n.op_type == "DepthToSpace"
+             for a in n.attribute if a.name == "mode"]
+    assert modes == [b"CRD", b"CRD"]
     translator, _ = load_translator(tiny_checkpoint, "b2a")
     x = torch.rand(2, 3, 52, 76) * 2 - 1
     got = ort.InferenceSession(str(out)).run(None, {"input": x.numpy()})[0]
