@@ -9,6 +9,7 @@ let a weakly typed TensorRT build find the normalisation layers to pin to FP32.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 import warnings
@@ -180,15 +181,20 @@ def _example_input(io: str, batch: int, height: int, width: int) -> torch.Tensor
     return torch.zeros(batch, 3, height, width)
 
 
+def _torchscript_choice() -> dict[str, bool]:
+    """`dynamo=False` where torch has the argument; older torch (JetPack 5's 2.0/2.1) has only TorchScript."""
+    return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+
+
 def _torchscript_export(module: nn.Module, example: torch.Tensor, path: Path, opset: int,
                         axes: dict[str, dict[int, str]]) -> None:
     with warnings.catch_warnings():
         # The TorchScript exporter announces its deprecation and its shape-inference details on every call.
         warnings.simplefilter("ignore")
         with torch.no_grad():
-            torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=axes,
-                              do_constant_folding=True)
+            torch.onnx.export(module, (example,), str(path), opset_version=opset, input_names=[INPUT_NAME],
+                              output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True,
+                              **_torchscript_choice())
 
 
 def _simplify(model: onnx.ModelProto, log: Callable[[str], None]) -> tuple[onnx.ModelProto, bool]:
