@@ -86,6 +86,7 @@ class Evil:
         return (print, ("unpickled!",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the hand-made pickle below
 @pytest.mark.parametrize("content, message", [
     (None, "no such checkpoint file"),
     (b"\x00garbage" * 10, "not a loadable checkpoint"),
