@@ -20,20 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import (
-    DEFAULT_CONFIG,
-    cuda_sync,
-    format_table,
-    fp32_onnx,
-    load_average,
-    median,
-    print_environment,
-    ratio,
-    spread,
-    time_calls,
-    trained_like_checkpoint,
-    workdir,
-)
+from common import (DEFAULT_CONFIG, cuda_sync, format_table, fp32_onnx, load_average, median, print_environment,
+                    ratio, spread, time_calls, trained_like_checkpoint, workdir)
 from torch.utils.flop_counter import FlopCounterMode
 
 from export.translator import UInt8IO, load_translator
@@ -138,10 +126,13 @@ def tensorrt_runner(checkpoint: Path, folder: Path, size: tuple[int, int], max_b
     if not onnx_path.is_file():
         export_onnx(checkpoint, onnx_path, fp16=caps.strongly_typed, target="trt10" if caps.strongly_typed else "trt8")
     engine = onnx_path.with_name(f"{onnx_path.stem}_{h}x{w}_b{max_batch}.engine")
-    if not engine.is_file():
-        build_engine(onnx_path, engine, BuildOptions(batch=DimRange(1, max_batch, max_batch),
-                                                     height=DimRange(h, h, h), width=DimRange(w, w, w)))
-    return backend_runner(f"TensorRT {caps.version}", "fp16 engine", open_backend(engine))
+    try:
+        if not engine.is_file():
+            build_engine(onnx_path, engine, BuildOptions(batch=DimRange(1, max_batch, max_batch),
+                                                         height=DimRange(h, h, h), width=DimRange(w, w, w)))
+        return backend_runner(f"TensorRT {caps.version}", "fp16 engine", open_backend(engine))
+    except Exception as exc:  # a failed build (e.g. memory at a large max batch) costs its rows only
+        return f"TensorRT {h}x{w} batch <= {max_batch} not measured ({str(exc).splitlines()[0][:160]})"
 
 
 def project_runners(args: argparse.Namespace, checkpoint: Path, onnx_path: Path,

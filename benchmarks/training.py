@@ -23,18 +23,8 @@ import sys
 from pathlib import Path
 
 import torch
-from common import (
-    REPO,
-    cpu_cores,
-    format_table,
-    load_average,
-    median,
-    print_environment,
-    ratio,
-    real_crops,
-    spread,
-    time_calls,
-)
+from common import (REPO, cpu_cores, format_table, load_average, median, print_environment, ratio, real_crops,
+                    spread, time_calls)
 
 from tests.official_step import official_optimizers, official_step
 from trainer.checkpoint import NiceConfig, build_networks

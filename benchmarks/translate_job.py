@@ -26,21 +26,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import (
-    DEFAULT_CONFIG,
-    REPO,
-    format_table,
-    fp32_onnx,
-    load_average,
-    median,
-    print_environment,
-    ratio,
-    real_crops,
-    spread,
-    time_calls,
-    trained_like_checkpoint,
-    workdir,
-)
+from common import (DEFAULT_CONFIG, REPO, format_table, fp32_onnx, load_average, median, print_environment, ratio,
+                    real_crops, spread, time_calls, trained_like_checkpoint, workdir)
 
 DEFAULT_VIDEO = REPO / "runtime" / "assets" / "bigbuckbunny_320x180.mp4"
 END_TO_END = re.compile(r"end-to-end ([0-9.]+)")
@@ -123,14 +110,13 @@ def folder_jobs(args: argparse.Namespace, checkpoint: Path, model: Path, images:
 
 
 def read_frames(video: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    """Every frame, decoded by the runtime's own video source."""
+    from runtime.sources import open_source
+    source = open_source(str(video))
+    try:
+        frames = [decoded.read() for decoded in source.frames(lambda item: False)]
+    finally:
+        source.close()
     if not frames:
         sys.exit(f"{video}: no frames could be decoded")
     return frames
