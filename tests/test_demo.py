@@ -1,0 +1,74 @@
+"""`nicegan demo` and the bundled default model."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from export.metadata import ModelInfo
+from runtime.demo import ASSETS, DEFAULT_MODEL, SAMPLE_VIDEO
+from runtime.backends import open_backend
+
+
+def video_shape(path) -> tuple[int, int, int]:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        return frames, int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    finally:
+        cap.release()
+
+
+def test_demo_writes_translations_and_comparisons(tmp_path, tiny_onnx):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "-o", str(out), "-m", str(tiny_onnx), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    frames, height, width = video_shape(SAMPLE_VIDEO)
+    assert video_shape(out / f"{SAMPLE_VIDEO.stem}_vintage.mp4") == (frames, height, width)
+    assert video_shape(out / f"{SAMPLE_VIDEO.stem}_compare.mp4") == (frames, height, 2 * width)
+    photos = sorted(p.name for p in ASSETS.glob("*.jpg"))
+    assert photos and sorted(p.name for p in (out / "photos").iterdir()) == photos
+    for name in photos:
+        source = cv2.imread(str(ASSETS / name))
+        assert cv2.imread(str(out / "photos" / name)).shape == source.shape
+        assert cv2.imread(str(out / "photos_compare" / name)).shape[1] == 2 * source.shape[1]
+
+    rerun = CliRunner().invoke(cli, ["demo", "-o", str(out), "-m", str(tiny_onnx), "--no-progress"])
+    assert rerun.exit_code == 0 and "already done" in rerun.output
+
+
+def test_demo_reports_a_missing_model_in_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "-o", str(tmp_path), "-m", str(tmp_path / "none.onnx")])
+    assert result.exit_code != 0 and "none.onnx" in result.output
+
+
+def translate_bundled_photo(name: str = "coffee.jpg") -> tuple[np.ndarray, np.ndarray]:
+    photo = cv2.imread(str(ASSETS / name))
+    h, w = (s - s % 4 for s in photo.shape[:2])
+    photo = np.ascontiguousarray(photo[:h, :w])
+    with open_backend(DEFAULT_MODEL, "onnxruntime", device="cpu") as backend:
+        return photo, backend.infer(photo[None])[0]
+
+
+def luminance_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    gray = lambda im: cv2.cvtColor(im, cv2.COLOR_BGR2GRAY).ravel()  # noqa: E731
+    return float(np.corrcoef(gray(a), gray(b))[0, 1])
+
+
+def test_bundled_default_model_is_small_light_uint8_and_changes_real_photos():
+    assert DEFAULT_MODEL.stat().st_size <= 20 * 2**20
+    info = ModelInfo.from_metadata({p.key: p.value for p in onnx.load(str(DEFAULT_MODEL)).metadata_props})
+    assert (info.arch, info.direction, info.light, info.io) == ("nicegan", "a2b", True, "uint8")
+    photo, out = translate_bundled_photo()
+    assert out.shape == photo.shape
+    assert np.abs(out.astype(np.int16) - photo).mean() > 2, "the model returns its input: not a translation"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 5 open: the CPU-trained default model inverts luminance "
+                                       "(correlation about -0.9); retrain it (see docs/MODEL.md)")
+def test_bundled_default_model_keeps_the_photos_structure():
+    photo, out = translate_bundled_photo()
+    assert luminance_correlation(out, photo) > 0.8
