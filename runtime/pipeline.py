@@ -110,7 +110,10 @@ class _Record:
 
 
 def default_batch_size(backend: Backend) -> int:
-    return 1 if backend.device.startswith("CPU") else 8
+    """1 on CPU, where batching does not pay; 8 on GPUs, or the engine's largest batch if smaller."""
+    if backend.device.startswith("CPU"):
+        return 1
+    return min(8, backend.max_batch or 8)
 
 
 def translate(input_spec: str, output_spec: str | None, backend: Backend,

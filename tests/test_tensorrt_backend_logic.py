@@ -14,6 +14,7 @@ from export.to_tensorrt import BuildOptions, DimRange, GpuIdentity, build_engine
 from nicegan_testutils import real_photos, random_crops
 from runtime.backends.base import BackendError
 from runtime.backends.tensorrt_backend import TensorRTBackend
+from runtime.pipeline import default_batch_size
 from trt_fakes import FakeMemory, fake_tensorrt
 
 GPU = GpuIdentity("NVIDIA GeForce RTX 4090", "8.9")
@@ -71,6 +72,11 @@ def test_batches_above_the_profile_maximum_are_split(tiny_onnx, tmp_path):
     out = backend.infer(frames)
     assert out.shape == frames.shape and [op[0] for op in memory.ops].count("execute") == 3
     np.testing.assert_array_equal(out, ort_uint8(tiny_onnx, frames))
+
+
+def test_runtime_batches_no_more_than_the_engine_profile_takes(tiny_onnx, tmp_path):
+    backend, _ = open_backend(make_engine(tiny_onnx, tmp_path, batch=DimRange.parse("1:2:4")))
+    assert backend.max_batch == 4 and default_batch_size(backend) == 4
 
 
 def test_shape_outside_the_profile_says_how_to_rebuild(tiny_onnx, tmp_path):

@@ -28,6 +28,11 @@ class Backend(ABC):
     def device(self) -> str:
         """Human-readable device, e.g. 'CPU (2 threads)' or 'NVIDIA H100 80GB HBM3 (sm_90)'."""
 
+    @property
+    def max_batch(self) -> int | None:
+        """Largest batch the model takes in one call (a TensorRT profile's max); None: no limit."""
+        return None
+
     @abstractmethod
     def infer(self, frames: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 BGR -> (N, H, W, 3) uint8 BGR. H, W already satisfy the model's size policy."""
