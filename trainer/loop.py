@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import signal
 import sys
@@ -38,6 +37,7 @@ from trainer.data import ImageFolderDataset, InfiniteBatches, check_layout, fixe
 from trainer.losses import LossWeights, discriminator_domain_loss, generator_adversarial_loss, l1
 from trainer.runlog import RunLog
 from trainer.samples import translation_columns, write_image_atomic
+from trainer.threads import cpu_threads
 
 ADAM_BETAS = (0.5, 0.999)
 WEIGHT_DECAY = 1e-4
@@ -310,16 +310,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     return device
-
-
-def cpu_threads(requested: int) -> int:
-    """`requested`, or (0) the cores not already busy: on a shared machine, OpenMP threads that
-    outnumber the free cores spin against each other and a step gets several times slower."""
-    if requested > 0:
-        return requested
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, min(cores, round(cores - busy)))
 
 
 def use_local_device(device: torch.device) -> torch.device:

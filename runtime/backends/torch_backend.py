@@ -9,6 +9,7 @@ import torch
 
 from export.translator import TranslatorError, UInt8IO, load_translator
 from runtime.backends.base import Backend, BackendError
+from trainer.threads import cpu_threads
 
 
 class TorchBackend(Backend):
@@ -26,6 +27,8 @@ class TorchBackend(Backend):
         except TranslatorError as exc:
             raise BackendError(str(exc)) from exc
         super().__init__(info)
+        if self._device.type == "cpu":
+            torch.set_num_threads(cpu_threads())  # more threads than free cores: many times slower
         self.half = half
         self.module = UInt8IO(module).eval().to(self._device)
 
