@@ -9,13 +9,13 @@ cd "$(dirname "$0")/.."
 WORK="${1:-work/default-model}"
 DATA="$WORK/data" RUN="$WORK/run" EVAL="$WORK/eval"
 MODEL=runtime/assets/models/vintage_a2b.onnx
-ITERS="${ITERS:-10000}"
+ITERS="${ITERS:-20000}"
 
 nicegan data "$DATA"                                        # 128 px, 1000 train / 150 test per domain
 resume=(); [ -f "$RUN/latest.pt" ] && resume=(--resume)
-nicegan train "$DATA" --out "$RUN" --img-size 96 --ch 16 --n-res 4 --n-dis 6 --light \
-    --iters "$ITERS" --batch-size 1 --workers 1 --threads 1 --save-every 250 --sample-every 500 \
-    --snapshot-every 2500 --seed 0 "${resume[@]}"
+nicegan train "$DATA" --out "$RUN" --img-size 128 --ch 16 --n-res 4 --n-dis 7 --light \
+    --iters "$ITERS" --batch-size 1 --workers 1 --threads 1 --save-every 250 --sample-every 1000 \
+    --snapshot-every 250 --seed 0 "${resume[@]}"
 nicegan export onnx "$RUN/latest.pt" -o "$MODEL" --direction a2b --io uint8
 
 nicegan translate "$DATA/testA" "$EVAL/model_testA2B" -m "$MODEL" --no-progress
