@@ -12,7 +12,6 @@ OPTIONAL_API; tests check those tables against the real bindings of 8.6, 10.x an
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from typing import Any, Callable
 import onnx
 
 from export.metadata import ModelInfo
+from trainer.hashing import file_sha256
 
 INSTALL_HINT = ("install it with `pip install 'nicegan[tensorrt]'` (x86_64/SBSA), or on Jetson use JetPack's "
                 "`sudo apt install python3-libnvinfer` in a venv created with --system-site-packages")
@@ -298,16 +298,6 @@ def gpu_identity(device: int = 0) -> GpuIdentity:
     return GpuIdentity(torch.cuda.get_device_name(device), f"{major}.{minor}")
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file (here, not trainer.checkpoint's twin: that module imports torch, which a
-    Jetson runtime may not have)."""
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
 
@@ -512,10 +502,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, o
             "io": _describe_io(network), "dla_core": options.dla_core,
             "workspace_mib": options.workspace_mib, "optimization_level": options.optimization_level,
         },
-        "onnx_sha256": sha256_of(onnx_path),
+        "onnx_sha256": file_sha256(onnx_path),
     }
     atomic_write_bytes(engine_path, memoryview(plan))
-    sidecar["engine_sha256"] = sha256_of(engine_path)
+    sidecar["engine_sha256"] = file_sha256(engine_path)
     atomic_write_bytes(sidecar_path(engine_path), json.dumps(sidecar, indent=2).encode())
     log(f"wrote {engine_path} and {sidecar_path(engine_path).name}")
     return sidecar

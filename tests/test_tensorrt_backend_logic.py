@@ -10,7 +10,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from export.to_tensorrt import BuildOptions, DimRange, GpuIdentity, build_engine, sha256_of
+from export.to_tensorrt import BuildOptions, DimRange, GpuIdentity, build_engine
+from trainer.hashing import file_sha256
 from nicegan_testutils import real_photos, random_crops
 from runtime.backends.base import BackendError
 from runtime.backends.tensorrt_backend import TensorRTBackend
@@ -115,7 +116,7 @@ def test_undeserialisable_plan_is_a_rebuild_error_not_a_crash(tiny_onnx, tmp_pat
     with pytest.raises(BackendError, match="sidecar describes a different engine file"):
         open_backend(engine)
     sidecar = json.loads((tmp_path / "model.engine.json").read_text())
-    sidecar["engine_sha256"] = sha256_of(engine)
+    sidecar["engine_sha256"] = file_sha256(engine)
     (tmp_path / "model.engine.json").write_text(json.dumps(sidecar))
     with pytest.raises(BackendError, match=r"could not deserialise the engine; rebuild .*nicegan export trt"):
         open_backend(engine)

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from cli import cli
 from export.metadata import ModelInfo
 from export.to_tensorrt import (STRONG, WEAK, BuildOptions, DimRange, GpuIdentity, TensorRTError, build_engine,
-                                default_timing_cache, import_tensorrt, profile_shapes, read_sidecar, sha256_of)
+                                default_timing_cache, import_tensorrt, profile_shapes, read_sidecar)
+from trainer.hashing import file_sha256
 from trt_fakes import VERSIONS, fake_tensorrt
 
 GPU = GpuIdentity("NVIDIA Jetson AGX Orin", "8.7")
@@ -179,7 +180,7 @@ def test_sidecar_describes_the_engine(tiny_onnx, tmp_path):
     assert sidecar["model"] == {**info.__dict__, "precision": "fp16"} and info.precision == "fp32"
     built = sidecar["tensorrt"]
     assert (built["version"], built["gpu"], built["compute_capability"]) == (TRT8, GPU.name, "8.7")
-    assert sidecar["onnx_sha256"] == sha256_of(tiny_onnx) and sidecar["engine_sha256"] == sha256_of(engine)
+    assert sidecar["onnx_sha256"] == file_sha256(tiny_onnx) and sidecar["engine_sha256"] == file_sha256(engine)
     assert built["io"] == [{"name": "input", "mode": "input", "dtype": "UINT8", "shape": [-1, -1, -1, 3]},
                            {"name": "output", "mode": "output", "dtype": "UINT8", "shape": [-1, -1, -1, 3]}]
     assert built["profiles"][0]["input"]["opt"] == [2, info.img_size, info.img_size, 3]

@@ -10,7 +10,6 @@ unpickles arbitrary objects.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import tempfile
@@ -20,6 +19,7 @@ from typing import Any
 
 import torch
 
+from trainer.hashing import file_sha256  # noqa: F401 - part of this module's API
 from trainer.networks import Discriminator, ResnetGenerator
 
 NET_NAMES = ("gen2B", "gen2A", "disA", "disB")
@@ -103,14 +103,6 @@ def infer_config(ckpt: dict[str, Any], default_img_size: int = 256) -> NiceConfi
     else:
         img_size = 4 * int(round(math.sqrt(fc_in / (ch * 4))))
     return NiceConfig(img_size=img_size, ch=ch, n_res=n_res, n_dis=n_dis, light=light, img_ch=img_ch)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from export.to_tensorrt import (TensorRTError, engine_mismatch, import_tensorrt, model_info_from_sidecar,
-                                read_sidecar, sha256_of)
+                                read_sidecar)
+from trainer.hashing import file_sha256
 from runtime.backends.base import Backend, BackendError
 from runtime.backends.cuda_memory import PycudaMemory, Staging
 
@@ -62,7 +63,7 @@ class TensorRTBackend(Backend):
         if not self.path.is_file():
             raise BackendError(f"{self.path}: engine file not found")
         why = engine_mismatch(sidecar, str(self._trt.__version__), self._memory.gpu)
-        if why is None and sidecar.get("engine_sha256") not in (None, sha256_of(self.path)):
+        if why is None and sidecar.get("engine_sha256") not in (None, file_sha256(self.path)):
             why = "its sidecar describes a different engine file"
         if why:
             raise BackendError(f"{self.path}: cannot run here, {why}; {_rebuild_hint(self.path)}")
