@@ -19,20 +19,35 @@ def _spatial_mean(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=3, keepdim=True).mean(dim=2, keepdim=True)
 
 
-def staged_mix_instance_layer_norm(x: torch.Tensor, rho: torch.Tensor, eps: float) -> torch.Tensor:
-    """Same value as trainer.networks.mix_instance_layer_norm, with short reductions only."""
+def staged_mix_coefficients(x: torch.Tensor, rho: torch.Tensor,
+                            eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x - instance mean, scale, shift) with dev * scale + shift equal to
+    trainer.networks.mix_instance_layer_norm(x, rho, eps), from short reductions only.
+
+    The mix of the two normalisations is linear in x, so it is one per-channel scale and shift on
+    the full tensor (two passes over it instead of ten); the layer variance comes from the channel
+    statistics (mean over channels of variance + squared mean offset), never from a second pass.
+    """
     pixels = x.shape[2] * x.shape[3]
     channels = x.shape[1]
     in_mean = _spatial_mean(x)
     in_dev = x - in_mean
-    in_var = _spatial_mean(in_dev * in_dev) * (pixels / (pixels - 1))
+    in_spread = _spatial_mean(in_dev * in_dev)                      # biased, per (sample, channel)
     ln_mean = in_mean.mean(dim=1, keepdim=True)
-    ln_dev = x - ln_mean
-    ln_var = _spatial_mean(ln_dev * ln_dev).mean(dim=1, keepdim=True) * (
-        pixels * channels / (pixels * channels - 1))
+    offset = in_mean - ln_mean
+    ln_spread = (in_spread + offset * offset).mean(dim=1, keepdim=True)
+    in_inv_std = torch.rsqrt(in_spread * (pixels / (pixels - 1)) + eps)
+    ln_inv_std = torch.rsqrt(ln_spread * (pixels * channels / (pixels * channels - 1)) + eps)
     weights = torch.softmax(rho, dim=2).unsqueeze(3)          # (1, C, 2, 1)
-    return (weights[:, :, 0:1] * in_dev / torch.sqrt(in_var + eps)
-            + weights[:, :, 1:2] * ln_dev / torch.sqrt(ln_var + eps))
+    ln_part = weights[:, :, 1:2] * ln_inv_std
+    return in_dev, weights[:, :, 0:1] * in_inv_std + ln_part, ln_part * offset
+
+
+def staged_affine_norm(x: torch.Tensor, rho: torch.Tensor, eps: float, gamma: torch.Tensor,
+                       beta: torch.Tensor) -> torch.Tensor:
+    """mix_instance_layer_norm(x) * gamma + beta, with gamma and beta of shape (N or 1, C, 1, 1)."""
+    in_dev, scale, shift = staged_mix_coefficients(x, rho, eps)
+    return in_dev * (scale * gamma) + (shift * gamma + beta)
 
 
 class StagedILN(nn.Module):
@@ -44,7 +59,7 @@ class StagedILN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         norm = self.norm
-        return staged_mix_instance_layer_norm(x, norm.rho, norm.eps) * norm.gamma + norm.beta
+        return staged_affine_norm(x, norm.rho, norm.eps, norm.gamma, norm.beta)
 
 
 class StagedAdaILN(nn.Module):
@@ -55,8 +70,8 @@ class StagedAdaILN(nn.Module):
         self.norm = norm
 
     def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        mixed = staged_mix_instance_layer_norm(x, self.norm.rho, self.norm.eps)
-        return mixed * gamma.unsqueeze(2).unsqueeze(3) + beta.unsqueeze(2).unsqueeze(3)
+        return staged_affine_norm(x, self.norm.rho, self.norm.eps, gamma.unsqueeze(2).unsqueeze(3),
+                                  beta.unsqueeze(2).unsqueeze(3))
 
 
 def staged(norm: nn.Module) -> nn.Module:
