@@ -47,7 +47,9 @@ def run_demo(out_dir: Path, model: Path = DEFAULT_MODEL, backend: str = "auto", 
     with open_backend(str(model), backend, device=device) as opened:
         log(f"backend: {opened.name} on {opened.device} ({why})")
         for job in demo_jobs(Path(out_dir)):
-            options = TranslateOptions(compare=job.compare, overwrite=overwrite, progress=progress)
+            # The sample clip has no audio track: asking ffmpeg to copy one only prints a note.
+            options = TranslateOptions(compare=job.compare, overwrite=overwrite, progress=progress,
+                                       audio="none")
             reports.append(translate(job.source, job.output, opened, options, log=log))
             log(f"wrote {job.output}")
     return reports
