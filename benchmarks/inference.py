@@ -147,8 +147,9 @@ def project_runners(args: argparse.Namespace, checkpoint: Path, onnx_path: Path,
     if not args.skip_compile:
         makers.append(lambda: module_runner(checkpoint, device, torch.float16 if device.type == "cuda" else None,
                                             compile_=True))
-    makers.append(lambda: backend_runner("ONNX Runtime (FP32 export)", "fp32",
-                                         open_backend(onnx_path, "onnxruntime", device=str(device))))
+    for name, path in [("FP32 export", onnx_path)] + [(p.name, p) for p in args.onnx_also]:
+        makers.append(lambda name=name, path=path: backend_runner(
+            f"ONNX Runtime ({name})", "fp32", open_backend(path, "onnxruntime", device=str(device))))
     runners, notes = [], ["torch.compile skipped (--skip-compile)"] if args.skip_compile else []
     for make in makers:
         try:
@@ -231,6 +232,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed calls per row; the median is reported")
     p.add_argument("--skip-compile", action="store_true", help="no torch.compile rows (compiling is slow on CPU)")
     p.add_argument("--no-tensorrt", action="store_true")
+    p.add_argument("--onnx-also", type=Path, action="append", default=[], metavar="ONNX",
+                   help="also time this ONNX file in ONNX Runtime (e.g. the same model exported by an older "
+                        "version); repeatable")
     return p.parse_args()
 
 
