@@ -77,7 +77,7 @@ def train_command(ctx: click.Context, data_root: str, out: str, **kwargs) -> Non
 
 @cli.group("export")
 def export_group() -> None:
-    """Turn a checkpoint into a deployable model: ONNX, then a TensorRT engine."""
+    """Turn a checkpoint into a deployable model: ONNX, then a TensorRT engine (or a small .pt)."""
 
 
 @export_group.command("onnx")
@@ -116,6 +116,23 @@ def export_onnx_command(checkpoint: str, output: str | None, direction: str, io:
     except (ExportError, TranslatorError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {report.output}")
+
+
+@export_group.command("pt")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .pt.")
+@click.option("--fp16/--fp32", default=True, show_default=True,
+              help="Store the weights as FP16 (half the size; they load into FP32 networks).")
+def export_pt_command(checkpoint: str, output: str, fp16: bool) -> None:
+    """A small checkpoint for inference and sharing: the four networks of CHECKPOINT in the official
+    layout (+ config), without optimizer and training state; loads with --backend torch, export onnx
+    and the official code."""
+    from trainer.checkpoint import CheckpointError, slim_checkpoint
+    try:
+        written = slim_checkpoint(checkpoint, output, half=fp16)
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {written} ({written.stat().st_size / 2**20:.1f} MiB)")
 
 
 @export_group.command("trt")

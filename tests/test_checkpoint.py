@@ -10,6 +10,7 @@ import torch
 from nicegan_testutils import TINY, TINY_FULL, make_trained_like
 from trainer.checkpoint import (
     CheckpointError, NiceConfig, atomic_torch_save, build_networks, checkpoint_dict, infer_config, load_networks,
+    slim_checkpoint,
 )
 
 OFFICIAL_KEYS = {"gen2B", "gen2A", "disA", "disB", "G_optimizer", "D_optimizer", "start_iter"}
@@ -113,3 +114,32 @@ def test_architecture_mismatch_is_reported(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="gen2B does not match"):
         load_networks(path)
+
+
+def test_slim_fp16_checkpoint_keeps_the_networks_and_drops_the_training_state(tmp_path):
+    nets = make_trained_like(TINY)
+    g_optim = torch.optim.Adam(nets.gen2B.parameters())
+    source = tmp_path / "run_latest.pt"
+    atomic_torch_save(checkpoint_dict(nets, g_optim, None, 1234, train_state={"step": 1234}), source)
+    slim = slim_checkpoint(source, tmp_path / "slim.pt")
+
+    raw = torch.load(slim, weights_only=True)
+    assert set(raw) == OFFICIAL_KEYS | {"config"} and raw["G_optimizer"] == {} and raw["start_iter"] == 1234
+    assert all(v.dtype == torch.float16 for v in raw["gen2B"].values() if v.is_floating_point())
+    full_precision = slim_checkpoint(source, tmp_path / "slim32.pt", half=False)
+    assert slim.stat().st_size < 0.6 * full_precision.stat().st_size < 0.6 * source.stat().st_size
+    loaded, _ = load_networks(slim)
+    x = torch.rand(1, 3, TINY.img_size, TINY.img_size) * 2 - 1
+    with torch.no_grad():
+        want = nets.gen2B(nets.disA(x)[4])
+        got = loaded.gen2B(loaded.disA(x)[4])
+    assert loaded.config == TINY and (got - want).abs().max() < 1e-2   # FP16 weights, FP32 arithmetic
+
+
+def test_slim_checkpoint_never_overwrites_its_input(tmp_path):
+    source = tmp_path / "a.pt"
+    atomic_torch_save(checkpoint_dict(make_trained_like(TINY), None, None, 1), source)
+    before = source.read_bytes()
+    with pytest.raises(CheckpointError, match="is the input checkpoint"):
+        slim_checkpoint(source, tmp_path / "." / "a.pt")
+    assert source.read_bytes() == before

@@ -171,3 +171,19 @@ def checkpoint_dict(nets: NiceNetworks, g_optimizer: torch.optim.Optimizer | Non
     if train_state is not None:
         ckpt["train_state"] = train_state
     return ckpt
+
+
+def slim_checkpoint(source: str | os.PathLike, output: str | os.PathLike, half: bool = True) -> Path:
+    """The four networks of `source` without optimizer or training state, FP16 tensors if `half`
+    (they load into FP32 networks unchanged: the official layout and `config` are kept)."""
+    source, output = Path(source), Path(output)
+    if output.resolve() == source.resolve():
+        raise CheckpointError(f"{output}: is the input checkpoint; choose another output path")
+    nets, ckpt = load_networks(source)
+    slim = checkpoint_dict(nets, None, None, int(ckpt.get("start_iter", 0)))
+    if half:
+        for name in NET_NAMES:
+            slim[name] = {key: value.half() if value.is_floating_point() else value
+                          for key, value in slim[name].items()}
+    atomic_torch_save(slim, output)
+    return output
