@@ -36,7 +36,7 @@ from trainer.checkpoint import (NiceConfig, NiceNetworks, atomic_torch_save, bui
 from trainer.data import ImageFolderDataset, InfiniteBatches, check_layout, fixed_test_images, train_transform
 from trainer.losses import LossWeights, discriminator_domain_loss, generator_adversarial_loss, l1
 from trainer.runlog import RunLog
-from trainer.samples import translation_columns, write_image_atomic
+from trainer.samples import inversion_warning, translation_columns, write_image_atomic
 from trainer.threads import cpu_threads
 
 ADAM_BETAS = (0.5, 0.999)
@@ -456,9 +456,13 @@ class Trainer:
                 ("A2B", (n.disA, n.gen2B, n.disB, n.gen2A), self.sample_images["A"]),
                 ("B2A", (n.disB, n.gen2A, n.disA, n.gen2B), self.sample_images["B"])):
             path = self.run_dir / "samples" / f"{name}_{self.step:07d}.png"
-            write_image_atomic(path, translation_columns(src_dis, to_tgt, tgt_dis, to_src,
-                                                         images.to(memory_format=self.memory_format)))
+            grid, correlation = translation_columns(src_dis, to_tgt, tgt_dis, to_src,
+                                                    images.to(memory_format=self.memory_format))
+            write_image_atomic(path, grid)
             paths.append(path)
+            warning = inversion_warning(name, correlation, self.step)
+            if warning:
+                tqdm.write(warning)
         for module in n.as_dict().values():
             module.train()
         return paths

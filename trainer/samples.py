@@ -31,10 +31,32 @@ def cam_heatmap(heatmap: torch.Tensor, size: int) -> np.ndarray:
     return cv2.applyColorMap(gray, cv2.COLORMAP_JET)
 
 
+def luminance_correlation(images: torch.Tensor, translated: torch.Tensor) -> float:
+    """Pearson correlation of pixel brightness (channel mean) between inputs and translations,
+    all images pooled: near +1 for a translation that keeps the scene's light and shade."""
+    a = images.detach().float().mean(dim=1).flatten()
+    b = translated.detach().float().mean(dim=1).flatten()
+    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+
+def inversion_warning(direction: str, correlation: float, step: int) -> str | None:
+    """A warning when a direction's samples are brightness-inverted.
+
+    Small NICE-GAN models can settle on an inverting generator whose inversion the other
+    domain's encoder + generator undo, so the cycle and reconstruction losses look healthy
+    while every translation is a negative; only the pictures (or this number) show it.
+    """
+    if correlation >= 0:
+        return None
+    return (f"warning: step {step}: the {direction} samples are brightness-inverted (luminance correlation "
+            f"{correlation:+.2f} with their inputs), a known failure of small NICE-GAN models that the losses "
+            "do not show; if it persists, restart with another --seed (see docs/MODEL.md)")
+
+
 @torch.no_grad()
 def translation_columns(source_dis: Discriminator, to_target: ResnetGenerator, target_dis: Discriminator,
-                        to_source: ResnetGenerator, images: torch.Tensor) -> np.ndarray:
-    """The grid for one direction; the caller puts the networks in eval mode."""
+                        to_source: ResnetGenerator, images: torch.Tensor) -> tuple[np.ndarray, float]:
+    """The grid for one direction and its luminance correlation; the caller puts the networks in eval mode."""
     _, _, _, heatmap, z = source_dis(images)
     translated = to_target(z)
     cycled = to_source(target_dis.encode(translated)[0])
@@ -43,7 +65,7 @@ def translation_columns(source_dis: Discriminator, to_target: ResnetGenerator, t
     columns = [np.concatenate([to_bgr_uint8(images[i]), cam_heatmap(heatmap[i], size), to_bgr_uint8(recon[i]),
                                to_bgr_uint8(translated[i]), to_bgr_uint8(cycled[i])], axis=0)
                for i in range(images.shape[0])]
-    return np.concatenate(columns, axis=1)
+    return np.concatenate(columns, axis=1), luminance_correlation(images, translated)
 
 
 def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
