@@ -46,6 +46,10 @@ def cli() -> None:
 @click.option("--snapshot-every", default=50_000, show_default=True,
               help="Keep checkpoints/params_NNNNNNN.pt every N steps (0: never).")
 @click.option("--log-every", default=10, show_default=True, help="Average losses over N steps into log.csv.")
+@click.option("--identity-init", default=0, show_default=True, metavar="STEPS",
+              help="Before step 1, train disA's encoder + gen2A as an autoencoder on both domains for "
+                   "STEPS steps and copy them to disB/gen2B, so translation starts as the identity "
+                   "(not in the official code; for subtle translations and small models; 0: official init).")
 @click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[FILE]",
               help="Continue RUN_DIR/latest.pt, or FILE (ours or an official *_params_latest.pt). "
                    "Options not given again are taken from the resumed run.")

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -22,7 +23,7 @@ from cli import cli
 from nicegan_testutils import TINY, make_trained_like
 from official_step import official_optimizers, official_step
 from trainer.checkpoint import load_networks, read_checkpoint
-from trainer.loop import LATEST, Trainer, TrainOptions, learning_rate
+from trainer.loop import LATEST, StopRequest, Trainer, TrainOptions, learning_rate
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--img-size", "64", "--ch", "8", "--n-res", "2", "--n-dis", "6", "--workers", "0", "--n-samples", "2",
@@ -173,3 +174,38 @@ def test_ctrl_c_saves_latest_and_exits_cleanly(image_dataset, tmp_path):
     assert "Traceback" not in err
     step = read_checkpoint(run / "latest.pt")["start_iter"]
     assert step >= 1 and f"Interrupted at step {step}: {run / 'latest.pt'}; continue with --resume" in out
+
+
+def test_identity_init_starts_every_path_as_the_identity_and_is_not_repeated_on_resume(image_dataset, tmp_path):
+    run = tmp_path / "run"
+    result = run_train(image_dataset, "--out", run, *TINY_ARGS, "--iters", 1, "--identity-init", 60,
+                       "--save-every", 100, "--snapshot-every", 0)
+    assert result.exit_code == 0, result.output
+    assert "identity init: 60 steps" in result.output
+    assert (run / "samples" / "A2B_0000000.png").is_file()  # the warm start's own samples
+
+    options = TrainOptions(data_root=str(image_dataset), out=str(tmp_path / "fresh"), img_size=64, ch=8, n_res=2,
+                           n_dis=6, iters=1, workers=0, n_samples=2, threads=1, identity_init=60)
+    trainer = Trainer(options)
+    images = torch.cat([trainer.sample_images["A"], trainer.sample_images["B"]])
+    n = trainer.nets
+
+    def translation_error() -> float:
+        with torch.no_grad():
+            n.disA.eval(), n.gen2B.eval()
+            return float((n.gen2B(n.disA.encode(images)[0]) - images).abs().mean())
+
+    before = translation_error()
+    with StopRequest() as stop:
+        trainer.run_identity_init(stop)
+    assert translation_error() < 0.6 * before, (before, translation_error())
+    for source, copy in ((n.disA, n.disB), (n.gen2A, n.gen2B)):
+        for (name, a), b in zip(source.state_dict().items(), copy.state_dict().values()):
+            assert torch.equal(a, b), name
+    saved = read_checkpoint(tmp_path / "fresh" / "latest.pt")
+    assert saved["start_iter"] == 0 and saved["train_state"]["identity_init_done"] is True
+
+    resumed = Trainer(replace(options, resume=LATEST))
+    assert resumed.identity_init_done
+    with torch.no_grad():  # resumed from the warm start's weights, not re-initialised
+        assert torch.equal(resumed.nets.gen2B.state_dict()["UpBlock0.1.weight"], n.gen2B.state_dict()["UpBlock0.1.weight"])

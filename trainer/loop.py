@@ -9,6 +9,9 @@ Same maths as the official loop:
 Less work: the generator forward of the D step and the real-image encodings of the G step run
 without autograd (nothing differentiates through them), and D parameters are frozen during the
 G step so its backward computes no discriminator gradients.
+
+One addition, off by default: `identity_init` steps of autoencoder training before step 1
+(`IdentityInit`), so that every translation starts as the identity mapping.
 """
 from __future__ import annotations
 
@@ -78,6 +81,7 @@ class TrainOptions:
     snapshot_every: int = 50_000
     log_every: int = 10
     n_samples: int = 4
+    identity_init: int = 0  # autoencoder steps before step 1 (not in the official code; 0: official init)
     resume: str | None = None  # None, LATEST (RUN_DIR/latest.pt) or a checkpoint path
 
     def config(self) -> NiceConfig:
@@ -243,6 +247,43 @@ class TrainStep:
         return {**self.discriminator_step(real_a, real_b), **self.generator_step(real_a, real_b)}
 
 
+class IdentityInit:
+    """Warm start, not in the official code: train disA's encoder and gen2A as an autoencoder on
+    images of both domains (L1), then copy disA into disB and gen2A into gen2B.
+
+    Every path of the model (translations, cycles, reconstructions) then starts as the identity,
+    so for a subtle translation the adversarial training has only the difference between the
+    domains to learn, instead of first learning to reproduce images at all; and a model that
+    starts from the identity cannot settle on the brightness-inverted solution that small models
+    find from a random start (docs/MODEL.md).
+    """
+
+    LR = 1e-3  # plain autoencoder training: no adversary to keep in balance, so Adam's usual lr and betas
+
+    def __init__(self, train_step: TrainStep):
+        self.train_step = train_step
+        nets = train_step.nets
+        # Only the encoder part of disA receives gradients; Adam skips the heads' grad-less params.
+        self.params = list(chain(nets.disA.parameters(), nets.gen2A.parameters()))
+        self.optim = torch.optim.Adam(self.params, lr=self.LR)
+        self.scaler = torch.amp.GradScaler(train_step.device.type, enabled=train_step.d_scaler.is_enabled())
+
+    def step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
+        n, ts = self.train_step.nets, self.train_step
+        n.disA.train()
+        n.gen2A.train()
+        self.optim.zero_grad(set_to_none=True)
+        with ts._autocast():
+            loss = l1(n.gen2A(n.disA.encode(real_a)[0]), real_a) + l1(n.gen2A(n.disA.encode(real_b)[0]), real_b)
+        ts._apply(loss, self.optim, self.scaler, self.params)
+        return loss.detach()
+
+    def finish(self) -> None:
+        n = self.train_step.nets
+        n.disB.load_state_dict(n.disA.state_dict())
+        n.gen2B.load_state_dict(n.gen2A.state_dict())
+
+
 # --- state that survives a restart ---------------------------------------------------------
 
 
@@ -376,6 +417,8 @@ class Trainer:
         self.options = options
         self._check_options()
         self.step = int(ckpt["start_iter"]) if ckpt else 0
+        # A run past step 0 (ours or official) is initialised; one saved at step 0 only if it says so.
+        self.identity_init_done = self.step > 0 or bool(train_state.get("identity_init_done"))
         seed_everything(options.seed)
         self.nets = build_networks(options.config())
         self.memory_format = torch.channels_last if options.channels_last else torch.preserve_format
@@ -401,6 +444,8 @@ class Trainer:
         for name in ("iters", "batch_size", "save_every", "sample_every", "log_every"):
             if getattr(o, name) < 1:
                 raise TrainError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(o, name)})")
+        if o.identity_init < 0:
+            raise TrainError(f"--identity-init must be >= 0 (got {o.identity_init})")
         if o.amp not in AMP_DTYPES:
             raise TrainError(f"--amp must be one of {', '.join(AMP_DTYPES)} (got {o.amp!r})")
 
@@ -437,7 +482,8 @@ class Trainer:
 
     def train_state(self) -> dict[str, Any]:
         state = {"step": self.step, "rng": rng_state(), "options": asdict(self.options),
-                 "data_passes": {d: b.passes for d, b in self.batches.items()}}
+                 "data_passes": {d: b.passes for d, b in self.batches.items()},
+                 "identity_init_done": self.identity_init_done}
         for key, scaler in (("d_scaler", self.train_step.d_scaler), ("g_scaler", self.train_step.g_scaler)):
             if scaler.is_enabled():
                 state[key] = scaler.state_dict()
@@ -496,6 +542,32 @@ class Trainer:
 
     # --- the loop ---
 
+    def run_identity_init(self, stop: StopRequest) -> None:
+        """The `identity_init` warm start (IdentityInit), then samples and latest.pt at step 0, so
+        that a resumed run skips it. Ctrl-C leaves it unfinished: the loop saves latest.pt at step 0
+        and --resume runs the warm start again from there."""
+        o, main = self.options, self.context.is_main
+        init = IdentityInit(self.train_step)
+        losses = []
+        with tqdm(total=o.identity_init, disable=not main, unit="it", dynamic_ncols=True,
+                  desc="identity init") as bar:
+            for _ in range(o.identity_init):
+                if self.context.enabled:
+                    stop.requested = ddp.any_rank(stop.requested, self.device)
+                if stop.requested:
+                    return
+                losses.append(float(init.step(self._next_batch("A"), self._next_batch("B"))) / 2)
+                bar.update(1)
+                bar.set_postfix(recon_l1=f"{np.mean(losses[-o.log_every:]):.4f}")
+        init.finish()
+        self.identity_init_done = True
+        if main:
+            tqdm.write(f"identity init: {o.identity_init} steps, reconstruction L1 "
+                       f"{np.mean(losses[-o.log_every:]):.4f} (images in [-1, 1]); disA/gen2A copied to disB/gen2B")
+            if self.sample_images:
+                self.write_samples()
+            self.save(self.run_dir / "latest.pt")
+
     def _next_batch(self, domain: str) -> torch.Tensor:
         return next(self.batches[domain]).to(self.device, non_blocking=True, memory_format=self.memory_format)
 
@@ -519,6 +591,8 @@ class Trainer:
         interval_start, interval_steps, started = time.perf_counter(), 0, time.perf_counter()
         try:
             with StopRequest() as stop:
+                if o.identity_init > 0 and not self.identity_init_done:
+                    self.run_identity_init(stop)
                 while self.step < o.iters:
                     if self.context.enabled:
                         stop.requested = ddp.any_rank(stop.requested, self.device)
