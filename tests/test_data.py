@@ -55,19 +55,21 @@ def test_to_tensor_maps_0_255_to_minus1_plus1():
     np.testing.assert_allclose(tensor.flatten().numpy(), [-1.0, 128 / 127.5 - 1, 1.0], atol=1e-6)
 
 
-def test_train_transform_is_a_crop_of_the_square_resized_maybe_flipped_image():
+@pytest.mark.parametrize("load_size", [0, 44])  # 0: the official img_size + 30
+def test_train_transform_is_a_crop_of_the_square_resized_maybe_flipped_image(load_size):
     size = 32
+    margin = load_size - size if load_size else CROP_MARGIN
     image = Image.fromarray(cv2.resize(real_photos()["chelsea"], (50, 40), interpolation=cv2.INTER_AREA))
-    resized = to_tensor(image.resize((size + CROP_MARGIN,) * 2, Image.Resampling.BILINEAR))
+    resized = to_tensor(image.resize((size + margin,) * 2, Image.Resampling.BILINEAR))
     candidates = {"plain": resized, "flipped": resized.flip(-1)}
-    transform = train_transform(size)
+    transform = train_transform(size, load_size)
     torch.manual_seed(0)
     seen_flips, seen_offsets = set(), set()
     for _ in range(12):
         out = transform(image)
         assert out.shape == (3, size, size)
         match = [(kind, top, left) for kind, full in candidates.items()
-                 for top in range(CROP_MARGIN + 1) for left in range(CROP_MARGIN + 1)
+                 for top in range(margin + 1) for left in range(margin + 1)
                  if torch.equal(full[:, top:top + size, left:left + size], out)]
         assert len(match) == 1, "output is not a crop of the square-resized image"
         seen_flips.add(match[0][0])

@@ -145,6 +145,17 @@ def test_missing_data_folder_is_one_clear_error(tmp_path):
                                      "trainB, testA, testB (folders of .jpg/.png/... images, searched recursively)")
 
 
+@pytest.mark.parametrize("option, message", [
+    (("--load-size", "32"), "--load-size 32: must be at least --img-size 64 (or 0)"),
+    (("--identity-init", "-1"), "--identity-init must be >= 0 (got -1)"),
+])
+def test_bad_warm_start_or_crop_options_are_one_clear_error(image_dataset, tmp_path, option, message):
+    result = CliRunner().invoke(cli, ["train", str(image_dataset), "--out", str(tmp_path / "run"), *TINY_ARGS,
+                                      *option])
+    assert result.exit_code == 1 and result.output.strip() == f"Error: {message}"
+    assert not (tmp_path / "run").exists()
+
+
 def test_corrupt_training_image_is_reported_once_and_skipped(image_dataset, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(image_dataset, data)

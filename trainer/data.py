@@ -49,9 +49,10 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return tensor.sub_(0.5).div_(0.5)
 
 
-def train_transform(img_size: int) -> Callable[[Image.Image], torch.Tensor]:
-    """Flip, square resize to img_size+30, random crop; randomness from torch (seeded per worker)."""
-    load_size = img_size + CROP_MARGIN
+def train_transform(img_size: int, load_size: int = 0) -> Callable[[Image.Image], torch.Tensor]:
+    """Flip, square resize to load_size (0: img_size+30, the official), random img_size crop;
+    randomness from torch (seeded per worker)."""
+    load_size = load_size or img_size + CROP_MARGIN
 
     def transform(image: Image.Image) -> torch.Tensor:
         if torch.rand(()) < 0.5:

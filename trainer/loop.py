@@ -60,6 +60,7 @@ class TrainOptions:
     data_root: str
     out: str
     img_size: int = 256
+    load_size: int = 0  # training images are resized to this before the crop; 0: img_size + 30 (official)
     ch: int = 64
     n_res: int = 6
     n_dis: int = 7
@@ -444,6 +445,8 @@ class Trainer:
         for name in ("iters", "batch_size", "save_every", "sample_every", "log_every"):
             if getattr(o, name) < 1:
                 raise TrainError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(o, name)})")
+        if o.load_size and o.load_size < o.img_size:
+            raise TrainError(f"--load-size {o.load_size}: must be at least --img-size {o.img_size} (or 0)")
         if o.identity_init < 0:
             raise TrainError(f"--identity-init must be >= 0 (got {o.identity_init})")
         if o.amp not in AMP_DTYPES:
@@ -467,7 +470,7 @@ class Trainer:
     def _make_data(self, passes: dict[str, int]) -> None:
         o, c = self.options, self.context
         folders = check_layout(o.data_root)
-        transform = train_transform(o.img_size)
+        transform = train_transform(o.img_size, o.load_size)
         self.batches = {
             domain: InfiniteBatches(ImageFolderDataset(folders[f"train{domain}"], transform), o.batch_size,
                                     o.workers, o.seed, c.rank, c.world_size, self.device.type == "cuda",
