@@ -220,3 +220,13 @@ def test_identity_init_starts_every_path_as_the_identity_and_is_not_repeated_on_
     assert resumed.identity_init_done
     with torch.no_grad():  # resumed from the warm start's weights, not re-initialised
         assert torch.equal(resumed.nets.gen2B.state_dict()["UpBlock0.1.weight"], n.gen2B.state_dict()["UpBlock0.1.weight"])
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_that_emulates_it_is_warned_about(image_dataset, tmp_path, monkeypatch, capsys, native):
+    import trainer.loop
+    monkeypatch.setattr(trainer.loop, "cpu_has_native_bf16", lambda: native)
+    Trainer(TrainOptions(data_root=str(image_dataset), out=str(tmp_path / "run"), img_size=64, ch=8, n_res=2,
+                         n_dis=6, amp="bf16", device="cpu", workers=0, n_samples=0, threads=1))
+    warned = "--amp bf16 on a CPU without AVX-512 BF16 or AMX is emulated" in capsys.readouterr().out
+    assert warned is not native

@@ -40,7 +40,7 @@ from trainer.data import ImageFolderDataset, InfiniteBatches, check_layout, fixe
 from trainer.losses import LossWeights, discriminator_domain_loss, generator_adversarial_loss, l1
 from trainer.runlog import RunLog
 from trainer.samples import inversion_warning, translation_columns, write_image_atomic
-from trainer.threads import cpu_threads
+from trainer.threads import cpu_has_native_bf16, cpu_threads
 
 ADAM_BETAS = (0.5, 0.999)
 WEIGHT_DECAY = 1e-4
@@ -455,6 +455,9 @@ class Trainer:
             raise TrainError(f"--identity-init must be >= 0 (got {o.identity_init})")
         if o.amp not in AMP_DTYPES:
             raise TrainError(f"--amp must be one of {', '.join(AMP_DTYPES)} (got {o.amp!r})")
+        if o.amp == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
+            tqdm.write("warning: --amp bf16 on a CPU without AVX-512 BF16 or AMX is emulated and several "
+                       "times slower than --amp off; use --amp off here")
 
     def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
         ddp.average_gradients(params, self.context.world_size)
