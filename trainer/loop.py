@@ -10,8 +10,9 @@ Less work: the generator forward of the D step and the real-image encodings of t
 without autograd (nothing differentiates through them), and D parameters are frozen during the
 G step so its backward computes no discriminator gradients.
 
-One addition, off by default: `identity_init` steps of autoencoder training before step 1
-(`IdentityInit`), so that every translation starts as the identity mapping.
+Two additions, both off by default: `identity_init` steps of autoencoder training before step 1
+(`IdentityInit`), so that every translation starts as the identity mapping, and `load_size`, the
+size training images are resized to before the random crop (official: img_size + 30).
 """
 from __future__ import annotations
 
@@ -254,9 +255,8 @@ class IdentityInit:
 
     Every path of the model (translations, cycles, reconstructions) then starts as the identity,
     so for a subtle translation the adversarial training has only the difference between the
-    domains to learn, instead of first learning to reproduce images at all; and a model that
-    starts from the identity cannot settle on the brightness-inverted solution that small models
-    find from a random start (docs/MODEL.md).
+    domains to learn, instead of first learning to reproduce images at all, and it starts far from
+    the brightness-inverted solution that small models found from a random start (docs/MODEL.md).
     """
 
     # Plain autoencoder training: no adversary to keep in balance, so Adam's usual lr and betas, and
