@@ -50,6 +50,20 @@ def assert_same_state(ours: NiceNetworks, ref: NiceNetworks, atol: float = 1e-7,
                                        msg=lambda m, where=f"{name}.{key}": f"{where}: {m}")
 
 
+def assert_steps_close(ours: NiceNetworks, ref: NiceNetworks, lr: float, flipped_fraction: float = 1e-3) -> None:
+    """After one Adam step from the same weights: every weight within 2 lr of the reference (a
+    flipped step at most), and at most `flipped_fraction` of all weights beyond lr / 4."""
+    beyond, total = 0, 0
+    for name, module in ours.as_dict().items():
+        ref_state = ref.as_dict()[name].state_dict()
+        for key, value in module.state_dict().items():
+            diff = (value.double() - ref_state[key].double()).abs()
+            assert diff.max() <= 2 * lr + 1e-7, f"{name}.{key}: moved {diff.max():.3g} from the reference (> 2 lr)"
+            beyond += int((diff > lr / 4).sum())
+            total += diff.numel()
+    assert beyond <= flipped_fraction * total, f"{beyond} of {total} weights beyond lr / 4"
+
+
 def test_two_iterations_match_official_losses_and_weights():
     ours, ref = make_trained_like(TINY, SEED), make_trained_like(TINY, SEED)
     assert_same_state(ours, ref, atol=0, rtol=0)
@@ -185,8 +199,9 @@ def test_bf16_and_channels_last_steps_stay_close_to_fp32():
     for key in ("d_loss", "g_loss"):
         assert cl_losses[key].item() == pytest.approx(ref_losses[key].item(), rel=1e-5)
     # Other conv kernels reassociate sums; Adam's first step (~lr * sign(grad)) amplifies that only
-    # where a gradient is ~0, so bound every weight by a quarter of one step.
-    assert_same_state(nets, reference, atol=0.25e-4, rtol=0)
+    # where a gradient is ~0, where the rounding can flip the sign of the step: so every weight is
+    # within two steps, and all but a few (108 of the tiny model's 491,288 on an AVX2 CPU) within a quarter.
+    assert_steps_close(nets, reference, lr=1e-4)
 
     nets = make_trained_like(TINY, SEED)
     bf16_losses = TrainStep(nets, *make_optimizers(nets, 1e-4), amp="bf16")(real_a, real_b)
