@@ -194,6 +194,8 @@ def test_identity_init_starts_every_path_as_the_identity_and_is_not_repeated_on_
     assert result.exit_code == 0, result.output
     assert "identity init: 60 steps" in result.output
     assert (run / "samples" / "A2B_0000000.png").is_file()  # the warm start's own samples
+    first = log_rows(run)[0]  # its it/s times step 1 alone, elapsed_s the whole run
+    assert 1 / float(first["it_per_s"]) < float(first["elapsed_s"]) / 2
 
     options = TrainOptions(data_root=str(image_dataset), out=str(tmp_path / "fresh"), img_size=64, ch=8, n_res=2,
                            n_dis=6, iters=1, workers=0, n_samples=2, threads=1, identity_init=60)

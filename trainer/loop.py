@@ -604,6 +604,7 @@ class Trainer:
             with StopRequest() as stop:
                 if o.identity_init > 0 and not self.identity_init_done:
                     self.run_identity_init(stop)
+                    interval_start = time.perf_counter()  # it/s of the first logged steps, not of the warm start
                 while self.step < o.iters:
                     if self.context.enabled:
                         stop.requested = ddp.any_rank(stop.requested, self.device)
