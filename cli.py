@@ -24,7 +24,7 @@ def cli() -> None:
 @click.option("--load-size", default=0, show_default=True,
               help="Resize training images to this square before the random crop (0: img-size + 30, the "
                    "official). A light model trained on small crops of larger images (e.g. --img-size 64 "
-                   "--load-size 128) runs at the full size: 4x fewer pixels per step.")
+                   "--load-size 128) runs at the full size.")
 @click.option("--ch", default=64, show_default=True, help="Base channel count.")
 @click.option("--n-res", default=6, show_default=True, help="Residual blocks in each generator.")
 @click.option("--n-dis", default=7, show_default=True, help="Discriminator depth (>= 6).")

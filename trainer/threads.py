@@ -41,8 +41,8 @@ def _cpu_ticks() -> tuple[int, int]:
 
 def cpu_has_native_bf16() -> bool:
     """AVX-512 BF16 or AMX: without either, torch emulates bf16 matmuls and convolutions, and bf16
-    autocast made a training step 4-5x slower than fp32 (AMD EPYC with AVX2 only: 16 s against
-    3.5 s per ch-32 step at 128 px)."""
+    autocast made a ch-32 training step 15x slower than fp32 at 128 px on an AVX2-only AMD EPYC
+    (docs/BENCHMARKS.md)."""
     import torch
     checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     return any(check() for check in checks if check is not None)
