@@ -573,8 +573,9 @@ class Trainer:
         init.finish()
         self.identity_init_done = True
         if main:
-            tqdm.write(f"identity init: {o.identity_init} steps, reconstruction L1 "
-                       f"{np.mean(losses[-100:]):.4f} over the last 100 (images in [-1, 1]); disA/gen2A copied to disB/gen2B")
+            last = losses[-100:]
+            tqdm.write(f"identity init: {o.identity_init} steps, reconstruction L1 {np.mean(last):.4f} over the last "
+                       f"{len(last)} (images in [-1, 1]); disA/gen2A copied to disB/gen2B")
             if self.sample_images:
                 self.write_samples()
             self.save(self.run_dir / "latest.pt")
