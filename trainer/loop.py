@@ -190,11 +190,11 @@ class TrainStep:
         self.d_params = list(chain(nets.disA.parameters(), nets.disB.parameters()))
         self.g_params = list(chain(nets.gen2B.parameters(), nets.gen2A.parameters()))
 
-    def _autocast(self) -> torch.autocast:
+    def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
-    def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-               params: list[torch.nn.Parameter]) -> None:
+    def apply_loss(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                   params: list[torch.nn.Parameter]) -> None:
         scaler.scale(loss).backward()  # a disabled scaler returns the loss unchanged
         if self.grad_sync is not None:
             self.grad_sync(params)
@@ -204,7 +204,7 @@ class TrainStep:
     def discriminator_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
         n, w = self.nets, self.weights
         self.d_optim.zero_grad(set_to_none=True)
-        with self._autocast():
+        with self.autocast():
             real_a_out = n.disA(real_a)
             real_b_out = n.disB(real_b)
             with torch.no_grad():  # the official code detaches these fakes: no graph needed at all
@@ -215,13 +215,13 @@ class TrainStep:
             d_loss_a = discriminator_domain_loss(real_a_out, fake_a_out, w.adv)
             d_loss_b = discriminator_domain_loss(real_b_out, fake_b_out, w.adv)
             d_loss = d_loss_a + d_loss_b
-        self._apply(d_loss, self.d_optim, self.d_scaler, self.d_params)
+        self.apply_loss(d_loss, self.d_optim, self.d_scaler, self.d_params)
         return {"d_loss": d_loss.detach()}
 
     def generator_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
         n, w = self.nets, self.weights
         self.g_optim.zero_grad(set_to_none=True)
-        with frozen(self.d_params), self._autocast():
+        with frozen(self.d_params), self.autocast():
             with torch.no_grad():  # full forwards (heads too) keep the official SN power iterations
                 real_a_z = n.disA(real_a)[4]
                 real_b_z = n.disB(real_b)[4]
@@ -239,7 +239,7 @@ class TrainStep:
             g_loss_a = w.adv * adv_a + w.cycle * cycle_a + w.recon * recon_a
             g_loss_b = w.adv * adv_b + w.cycle * cycle_b + w.recon * recon_b
             g_loss = g_loss_a + g_loss_b
-            self._apply(g_loss, self.g_optim, self.g_scaler, self.g_params)
+            self.apply_loss(g_loss, self.g_optim, self.g_scaler, self.g_params)
         return {"g_loss": g_loss.detach(), "g_adv": (adv_a + adv_b).detach(),
                 "g_cycle": (cycle_a + cycle_b).detach(), "g_recon": (recon_a + recon_b).detach()}
 
@@ -278,9 +278,9 @@ class IdentityInit:
         n.disA.train()
         n.gen2A.train()
         self.optim.zero_grad(set_to_none=True)
-        with ts._autocast():
+        with ts.autocast():
             loss = l1(n.gen2A(n.disA.encode(real_a)[0]), real_a) + l1(n.gen2A(n.disA.encode(real_b)[0]), real_b)
-        ts._apply(loss, self.optim, self.scaler, self.params)
+        ts.apply_loss(loss, self.optim, self.scaler, self.params)
         return loss.detach()
 
     def finish(self) -> None:
