@@ -105,13 +105,17 @@ def export_group() -> None:
 @click.option("--width", type=int, default=None, help="Fix the width (multiple of 4) [default: dynamic, light].")
 @click.option("--img-size", type=int, default=256, show_default=True,
               help="Training size for files that do not store it (official light checkpoints, CycleGAN).")
+@click.option("--scale", type=click.IntRange(1, 4), default=1, show_default=True,
+              help="Light models: run the network at this multiple of the input size inside the graph "
+                   "(bilinear up, area down); for models trained on enlarged images (train --load-size), "
+                   "e.g. 2 for --load-size 256 on 128 px data. Costs scale^2 the compute.")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
 @click.option("--no-parity", is_flag=True, help="Skip the ONNX Runtime parity check (not recommended).")
 @click.option("--parity-image", "parity_images", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Real image(s) for the parity check [default: scikit-image's photos when installed].")
 def export_onnx_command(checkpoint: str, output: str | None, direction: str, io: str, target: str,
                         opset: int | None, fp16: bool, batch: int | None, height: int | None,
-                        width: int | None, img_size: int, no_simplify: bool, no_parity: bool,
+                        width: int | None, img_size: int, scale: int, no_simplify: bool, no_parity: bool,
                         parity_images: tuple[str, ...]) -> None:
     """Export CHECKPOINT (NICE-GAN .pt or CycleGAN generator .pth) to ONNX, checked against PyTorch."""
     from export.to_onnx import ExportError, export_onnx
@@ -120,7 +124,7 @@ def export_onnx_command(checkpoint: str, output: str | None, direction: str, io:
         report = export_onnx(checkpoint, output, direction=direction, io=io, target=target, opset=opset,
                              fp16=fp16, batch=batch, height=height, width=width, simplify=not no_simplify,
                              parity=not no_parity, real_images=list(parity_images) or None,
-                             default_img_size=img_size, log=click.echo)
+                             default_img_size=img_size, scale=scale, log=click.echo)
     except (ExportError, TranslatorError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {report.output}")
@@ -202,16 +206,19 @@ def _backend_options(command):
         click.option("--half", is_flag=True, help="PyTorch checkpoints on CUDA: fp16 autocast."),
         click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
                      help="PyTorch checkpoints only (exported models have their direction baked in)."),
+        click.option("--scale", type=click.IntRange(1, 4), default=1, show_default=True,
+                     help="PyTorch checkpoints only: run the network at this multiple of the frame size "
+                          "(see export onnx --scale; exported models have theirs baked in)."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _open_backend(model: str, backend: str, device: str | None, half: bool, direction: str):
+def _open_backend(model: str, backend: str, device: str | None, half: bool, direction: str, scale: int):
     from runtime.backends import choose_backend, open_backend
     _, why = choose_backend(model, backend)
-    opened = open_backend(model, backend, half=half, device=device, direction=direction)
+    opened = open_backend(model, backend, half=half, device=device, direction=direction, scale=scale)
     click.echo(f"backend: {opened.name} on {opened.device} ({why})", err=True)
     if opened.name == "torch" and opened.device.startswith("CPU"):
         click.echo(f"hint: on CPU an exported model runs faster: nicegan export onnx {model}", err=True)
@@ -238,7 +245,7 @@ def _open_backend(model: str, backend: str, device: str | None, half: bool, dire
               help="Threads for reading/fitting and for restoring/writing, each [default: min(4, CPU cores)].")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs, CI).")
 def translate_command(input_spec: str, output_spec: str | None, model: str, backend: str, device: str | None,
-                      half: bool, direction: str, no_progress: bool, **options) -> None:
+                      half: bool, direction: str, scale: int, no_progress: bool, **options) -> None:
     """Translate INPUT into OUTPUT with MODEL.
 
     INPUT: an image, a folder (recursive), a glob ('photos/**/*.jpg'), a .txt list of paths, a
@@ -251,7 +258,7 @@ def translate_command(input_spec: str, output_spec: str | None, model: str, back
     """
     from runtime.pipeline import TranslateOptions, translate
     try:
-        with _open_backend(model, backend, device, half, direction) as opened:
+        with _open_backend(model, backend, device, half, direction, scale) as opened:
             report = translate(input_spec, output_spec, opened, TranslateOptions(progress=not no_progress, **options))
     except _runtime_errors() as exc:
         raise click.ClickException(str(exc)) from None
@@ -276,7 +283,7 @@ def _size_list(text: str) -> tuple[tuple[int, int], ...]:
               help="Comma-separated HxW (fixed-size models run at their own size).")
 @click.option("--warmup", default=2, show_default=True, help="Untimed runs per configuration.")
 @click.option("--runs", default=5, show_default=True, help="Timed runs per configuration (median reported).")
-def bench_command(model: str, backend: str, device: str | None, half: bool, direction: str,
+def bench_command(model: str, backend: str, device: str | None, half: bool, direction: str, scale: int,
                   batch_sizes: str, sizes: str, warmup: int, runs: int) -> None:
     """Throughput of MODEL's backend over batch sizes and resolutions (pure inference)."""
     from runtime.bench import benchmark, format_table
@@ -285,7 +292,7 @@ def bench_command(model: str, backend: str, device: str | None, half: bool, dire
     except ValueError:
         raise click.BadParameter("use e.g. --batch-sizes 1,4,8 --sizes 256x256,720x1280") from None
     try:
-        with _open_backend(model, backend, device, half, direction) as opened:
+        with _open_backend(model, backend, device, half, direction, scale) as opened:
             results = benchmark(opened, batches, shapes, warmup, runs)
             click.echo(format_table(opened, results, warmup, runs))
     except _runtime_errors() as exc:

@@ -25,6 +25,7 @@ class ModelInfo:
     size_multiple: int = 4
     source_sha256: str = ""
     step: int = 0
+    scale: int = 1                 # the graph runs its network at scale x the input size (export --scale)
 
     def to_metadata(self) -> dict[str, str]:
         return {PREFIX + k: _encode(v) for k, v in asdict(self).items()}

@@ -232,8 +232,10 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
                 io: str = "uint8", target: str = "trt10", opset: int | None = None, fp16: bool = False,
                 batch: int | None = None, height: int | None = None, width: int | None = None,
                 simplify: bool = True, parity: bool = True, real_images: Sequence[str | os.PathLike] | None = None,
-                default_img_size: int = 256, log: Callable[[str], None] = print) -> ExportReport:
+                default_img_size: int = 256, scale: int = 1, log: Callable[[str], None] = print) -> ExportReport:
     """Export a checkpoint's translator to ONNX; raises ExportError when a check fails.
+    `scale` > 1 puts the bilinear enlargement and the area reduction around the network into the
+    graph (export.translator.Rescaled), so every backend runs the model the way it was trained.
 
     The .onnx is written atomically, and only once onnx.checker and the parity checks passed.
     """
@@ -244,7 +246,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
     opset = _resolve_opset(target, opset)
     _check_options(batch, height, width, default_img_size)
     source = Path(source)
-    module, info = load_translator(source, direction, default_img_size)
+    module, info = load_translator(source, direction, default_img_size, scale)
     shapes, info = _resolve_shapes(info, source, batch, height)
     info = replace(info, io=io, precision="fp16" if fp16 else "fp32")
     output = Path(output) if output is not None else default_output_path(source, direction, io, fp16, target)

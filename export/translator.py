@@ -12,6 +12,7 @@ import os
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.utils import remove_spectral_norm
 
 from export.metadata import ModelInfo
@@ -21,6 +22,7 @@ from trainer.networks import Discriminator, ResnetGenerator
 
 DIRECTIONS = ("a2b", "b2a")
 SIZE_MULTIPLE = 4
+SCALES = (1, 2, 3, 4)
 
 
 class TranslatorError(ValueError):
@@ -102,6 +104,35 @@ class UInt8IO(nn.Module):
         return pixels.flip(1).permute(0, 2, 3, 1).to(torch.uint8)    # NCHW RGB -> NHWC BGR
 
 
+class Rescaled(nn.Module):
+    """Runs a translator at `scale` times the input size: bilinear up, translate, area down.
+
+    A model trained on images enlarged by `scale` (`nicegan train --load-size`) sees its content
+    at the size it learned, and its 4x-downsampling encoder loses detail at that finer scale, so
+    the area-downscaled output keeps more of the input's detail (docs/MODEL.md). Bilinear matches
+    the trainer's PIL enlargement; average pooling by `scale` is exactly cv2's INTER_AREA.
+    """
+
+    def __init__(self, module: nn.Module, scale: int):
+        super().__init__()
+        self.translator = module
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        enlarged = F.interpolate(x, scale_factor=float(self.scale), mode="bilinear", align_corners=False)
+        return F.avg_pool2d(self.translator(enlarged), self.scale)
+
+
+def check_scale(scale: int) -> None:
+    if scale not in SCALES:
+        raise TranslatorError(f"--scale {scale}: choose one of {', '.join(map(str, SCALES))}")
+
+
+def rescaled(module: nn.Module, scale: int) -> nn.Module:
+    check_scale(scale)
+    return module if scale == 1 else Rescaled(module, scale).eval()
+
+
 def with_uint8_io(module: nn.Module) -> UInt8IO:
     return UInt8IO(module)
 
@@ -133,9 +164,10 @@ def _cyclegan_translator(path: str | os.PathLike, direction: str) -> CycleGANGen
                               f"({str(exc).splitlines()[0][:200]})") from exc
 
 
-def load_translator(path: str | os.PathLike, direction: str = "a2b",
-                    default_img_size: int = 256) -> tuple[nn.Module, ModelInfo]:
-    """An eval-mode float translator and its ModelInfo (io="float", precision="fp32").
+def load_translator(path: str | os.PathLike, direction: str = "a2b", default_img_size: int = 256,
+                    scale: int = 1) -> tuple[nn.Module, ModelInfo]:
+    """An eval-mode float translator and its ModelInfo (io="float", precision="fp32"), run at
+    `scale` times the input size when scale > 1 (see Rescaled).
 
     Accepts NICE-GAN checkpoints (official or project layout) and CycleGAN ResNet generator
     state_dicts (junyanz or vintagify layout). `default_img_size` applies to files that store no
@@ -143,6 +175,7 @@ def load_translator(path: str | os.PathLike, direction: str = "a2b",
     """
     if direction not in DIRECTIONS:
         raise TranslatorError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    check_scale(scale)  # before a 1 GB checkpoint is read
     try:
         nets, ckpt = load_networks(path, default_img_size)
     except CheckpointError as nice_error:
@@ -152,10 +185,12 @@ def load_translator(path: str | os.PathLike, direction: str = "a2b",
                 from nice_error
         info = ModelInfo(arch="cyclegan", direction="a2b", light=True, img_size=default_img_size, io="float",
                          precision="fp32", dynamic_hw=True, size_multiple=SIZE_MULTIPLE,
-                         source_sha256=file_sha256(path), step=0)
-        return generator, info
+                         source_sha256=file_sha256(path), step=0, scale=scale)
+        return rescaled(generator, scale), info
     config = nets.config
     info = ModelInfo(arch="nicegan", direction=direction, light=config.light, img_size=config.img_size,
                      io="float", precision="fp32", dynamic_hw=config.light, size_multiple=SIZE_MULTIPLE,
-                     source_sha256=file_sha256(path), step=int(ckpt.get("start_iter", 0)))
-    return _nice_translator(nets, direction), info
+                     source_sha256=file_sha256(path), step=int(ckpt.get("start_iter", 0)), scale=scale)
+    if scale > 1 and not config.light:
+        raise TranslatorError(f"{path}: a full (non-light) model runs at its training size only; drop --scale")
+    return rescaled(_nice_translator(nets, direction), scale), info

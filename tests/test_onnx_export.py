@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import warnings
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -17,7 +18,7 @@ from cli import cli
 from export.metadata import ModelInfo
 from export.stable_norms import StagedAdaILN, StagedILN
 from export.to_onnx import ExportError, export_onnx
-from export.translator import UInt8IO, load_translator
+from export.translator import TranslatorError, UInt8IO, load_translator
 from trainer.checkpoint import file_sha256
 from trainer.networks import ILN, adaILN
 
@@ -195,6 +196,44 @@ def test_parity_failure_writes_nothing(tiny_checkpoint, tmp_path, monkeypatch):
         export_onnx(tiny_checkpoint, out, io="float", simplify=False, log=lambda _: None)
     assert str(out) in str(err.value)
     assert list(tmp_path.iterdir()) == []   # neither the output nor its temp file
+
+
+def _run_enlarged(translator: torch.nn.Module, x: np.ndarray, scale: int) -> np.ndarray:
+    """The --scale graph computed independently: cv2 bilinear up (half-pixel, edge-replicated, as
+    torch's align_corners=False), the plain network, cv2 INTER_AREA down."""
+    h, w = x.shape[2:]
+    up = np.stack([cv2.resize(img.transpose(1, 2, 0), (w * scale, h * scale), interpolation=cv2.INTER_LINEAR)
+                   for img in x]).transpose(0, 3, 1, 2)
+    with torch.no_grad():
+        y = translator(torch.from_numpy(np.ascontiguousarray(up))).numpy()
+    return np.stack([cv2.resize(img.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_AREA)
+                     for img in y]).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_scaled_export_runs_the_network_on_the_enlarged_input(tiny_checkpoint, tmp_path, fp16):
+    out = tmp_path / "x2.onnx"
+    report, _ = _export(tiny_checkpoint, out, io="float", fp16=fp16, scale=2)
+    assert report.passed and report.info.scale == 2
+    model = onnx.load(str(out))
+    assert ModelInfo.from_metadata({p.key: p.value for p in model.metadata_props}).scale == 2
+    assert {"Resize", "AveragePool"} <= {n.op_type for n in model.graph.node}
+    plain, _ = load_translator(tiny_checkpoint)
+    x = (np.random.default_rng(3).random((2, 3, 36, 52), dtype=np.float32) * 2 - 1)
+    got = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
+    want = _run_enlarged(plain, x, 2)
+    assert got.shape == x.shape
+    assert np.abs(got - want).max() < (2e-2 if fp16 else 1e-4)
+    with torch.no_grad():
+        native = plain(torch.from_numpy(x)).numpy()
+    assert np.abs(want - native).mean() > 1e-2   # the scale changes what the network sees
+
+
+def test_scale_is_checked_before_loading_and_refused_for_full_models(full_checkpoint, tmp_path):
+    with pytest.raises(TranslatorError, match="--scale 5: choose one of 1, 2, 3, 4"):
+        export_onnx(tmp_path / "missing.pt", tmp_path / "x.onnx", scale=5, log=lambda _: None)
+    with pytest.raises(TranslatorError, match="full .*drop --scale"):
+        export_onnx(full_checkpoint, tmp_path / "x.onnx", scale=2, log=lambda _: None)
 
 
 @pytest.mark.parametrize("kwargs, needle", [

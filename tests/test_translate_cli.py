@@ -44,6 +44,25 @@ def test_translate_video_with_compare_to_the_default_name(tiny_checkpoint, tmp_p
     assert again.exit_code == 0 and "nothing to do" in again.output
 
 
+def test_scale_runs_a_checkpoint_like_its_scaled_export(tiny_checkpoint, tmp_path):
+    from export.to_onnx import export_onnx
+    scaled_onnx = export_onnx(tiny_checkpoint, tmp_path / "x2.onnx", scale=2, parity=False, log=lambda _: None).output
+    image = tmp_path / "coffee.png"
+    cv2.imwrite(str(image), photo("coffee", 44, 60))
+    outputs = {}
+    for name, args in (("ckpt", ["-m", tiny_checkpoint, "--scale", "2"]), ("onnx", ["-m", scaled_onnx]),
+                       ("native", ["-m", tiny_checkpoint])):
+        result = run("translate", image, tmp_path / f"{name}.png", *args, "--no-progress")
+        assert result.exit_code == 0, result.output
+        outputs[name] = cv2.imread(str(tmp_path / f"{name}.png")).astype(int)
+    assert outputs["onnx"].shape == (44, 60, 3)
+    assert np.abs(outputs["ckpt"] - outputs["onnx"]).max() <= 1
+    assert np.abs(outputs["ckpt"] - outputs["native"]).mean() > 1
+    refused = run("translate", image, tmp_path / "again.png", "-m", scaled_onnx, "--scale", "2")
+    assert refused.exit_code == 1 and "--scale is for PyTorch checkpoints" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
+
+
 def test_user_errors_are_one_line_without_traceback(tiny_onnx, tmp_path):
     result = run("translate", tmp_path / "nothing", "-m", tiny_onnx)
     assert result.exit_code == 1 and "Error: input not found" in result.output

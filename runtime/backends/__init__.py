@@ -33,10 +33,13 @@ def choose_backend(model_path: str | os.PathLike, backend: str = "auto") -> tupl
 
 
 def open_backend(model_path: str | os.PathLike, backend: str = "auto", half: bool = False,
-                 device: str | None = None, direction: str = "a2b") -> Backend:
+                 device: str | None = None, direction: str = "a2b", scale: int = 1) -> Backend:
     """A ready backend for the model; `device` is None (fastest present), "cpu", "cuda" or "cuda:N".
-    `half` and `direction` apply to PyTorch checkpoints (exported models have both baked in)."""
+    `half`, `direction` and `scale` apply to PyTorch checkpoints (exported models have them baked in)."""
     kind, _ = choose_backend(model_path, backend)
+    if scale != 1 and kind != "torch":
+        raise BackendError(f"{model_path}: --scale is for PyTorch checkpoints; an exported model runs at the "
+                           "scale it was exported with (nicegan export onnx --scale), so drop --scale")
     if kind == "tensorrt":
         try:
             from runtime.backends.tensorrt_backend import TensorRTBackend
@@ -48,7 +51,7 @@ def open_backend(model_path: str | os.PathLike, backend: str = "auto", half: boo
         from runtime.backends.onnxruntime_backend import ONNXRuntimeBackend
         return ONNXRuntimeBackend(model_path, device=device)
     from runtime.backends.torch_backend import TorchBackend
-    return TorchBackend(model_path, device=device, half=half, direction=direction)
+    return TorchBackend(model_path, device=device, half=half, direction=direction, scale=scale)
 
 
 def _device_index(device: str | None) -> int:

@@ -16,14 +16,15 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, checkpoint: str | os.PathLike, device: str | None = None, half: bool = False,
-                 direction: str = "a2b", default_img_size: int = 256):
+                 direction: str = "a2b", default_img_size: int = 256, scale: int = 1):
         self._device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         if self._device.type == "cuda" and not torch.cuda.is_available():
             raise BackendError(f"--device {device}: this PyTorch has no CUDA device (use --device cpu)")
         if half and self._device.type != "cuda":
             raise BackendError("--half needs a CUDA device (fp16 on CPU is slower than fp32); drop --half")
         try:
-            module, info = load_translator(checkpoint, direction=direction, default_img_size=default_img_size)
+            module, info = load_translator(checkpoint, direction=direction, default_img_size=default_img_size,
+                                           scale=scale)
         except TranslatorError as exc:
             raise BackendError(str(exc)) from exc
         super().__init__(info)
