@@ -107,8 +107,8 @@ def export_group() -> None:
               help="Training size for files that do not store it (official light checkpoints, CycleGAN).")
 @click.option("--scale", type=click.IntRange(1, 4), default=1, show_default=True,
               help="Light models: run the network at this multiple of the input size inside the graph "
-                   "(bilinear up, area down); for models trained on enlarged images (train --load-size), "
-                   "e.g. 2 for --load-size 256 on 128 px data. Costs scale^2 the compute.")
+                   "(bilinear up, area down): a small model's encoder then loses less of the frame's detail "
+                   "(the bundled model is exported with 2). Costs scale^2 the compute.")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
 @click.option("--no-parity", is_flag=True, help="Skip the ONNX Runtime parity check (not recommended).")
 @click.option("--parity-image", "parity_images", multiple=True, type=click.Path(exists=True, dir_okay=False),

@@ -107,10 +107,12 @@ class UInt8IO(nn.Module):
 class Rescaled(nn.Module):
     """Runs a translator at `scale` times the input size: bilinear up, translate, area down.
 
-    A model trained on images enlarged by `scale` (`nicegan train --load-size`) sees its content
-    at the size it learned, and its 4x-downsampling encoder loses detail at that finer scale, so
-    the area-downscaled output keeps more of the input's detail (docs/MODEL.md). Bilinear matches
-    the trainer's PIL enlargement; average pooling by `scale` is exactly cv2's INTER_AREA.
+    A small light model's 4x-downsampling encoder keeps mostly the low frequencies at the size it
+    runs at. Run on the input enlarged `scale` times, what it loses is detail finer than the input
+    has, and the area reduction gives the input's own detail back: the bundled model, trained at
+    native scale, scores FID 169.9 at scale 2 against 197.6 at scale 1 (docs/MODEL.md). Bilinear
+    matches the trainer's PIL enlargement (`--load-size`); average pooling by `scale` is exactly
+    cv2's INTER_AREA.
     """
 
     def __init__(self, module: nn.Module, scale: int):
