@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+SCALE_RANGE = click.IntRange(1, 4)  # export.translator.SCALES; not imported, so --help stays fast
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="nicegan")
@@ -105,7 +107,7 @@ def export_group() -> None:
 @click.option("--width", type=int, default=None, help="Fix the width (multiple of 4) [default: dynamic, light].")
 @click.option("--img-size", type=int, default=256, show_default=True,
               help="Training size for files that do not store it (official light checkpoints, CycleGAN).")
-@click.option("--scale", type=click.IntRange(1, 4), default=1, show_default=True,
+@click.option("--scale", type=SCALE_RANGE, default=1, show_default=True,
               help="Light models: run the network at this multiple of the input size inside the graph "
                    "(bilinear up, area down): a small model's encoder then loses less of the frame's detail "
                    "(the bundled model is exported with 2). Costs scale^2 the compute.")
@@ -206,7 +208,7 @@ def _backend_options(command):
         click.option("--half", is_flag=True, help="PyTorch checkpoints on CUDA: fp16 autocast."),
         click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
                      help="PyTorch checkpoints only (exported models have their direction baked in)."),
-        click.option("--scale", type=click.IntRange(1, 4), default=1, show_default=True,
+        click.option("--scale", type=SCALE_RANGE, default=1, show_default=True,
                      help="PyTorch checkpoints only: run the network at this multiple of the frame size "
                           "(see export onnx --scale; exported models have theirs baked in)."),
     ]

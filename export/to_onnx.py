@@ -235,7 +235,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
                 default_img_size: int = 256, scale: int = 1, log: Callable[[str], None] = print) -> ExportReport:
     """Export a checkpoint's translator to ONNX; raises ExportError when a check fails.
     `scale` > 1 puts the bilinear enlargement and the area reduction around the network into the
-    graph (export.translator.Rescaled), so every backend runs the model the way it was trained.
+    graph (export.translator.Rescaled), so every backend runs the network at that scale.
 
     The .onnx is written atomically, and only once onnx.checker and the parity checks passed.
     """

@@ -109,10 +109,9 @@ class Rescaled(nn.Module):
 
     A small light model's 4x-downsampling encoder keeps mostly the low frequencies at the size it
     runs at. Run on the input enlarged `scale` times, what it loses is detail finer than the input
-    has, and the area reduction gives the input's own detail back: the bundled model, trained at
-    native scale, scores FID 169.9 at scale 2 against 197.6 at scale 1 (docs/MODEL.md). Bilinear
-    matches the trainer's PIL enlargement (`--load-size`); average pooling by `scale` is exactly
-    cv2's INTER_AREA.
+    has, and the area reduction gives the input's own detail back (the bundled model's scale sweep:
+    docs/MODEL.md). Bilinear matches the trainer's PIL enlargement (`--load-size`) and every
+    TensorRT version's Resize; average pooling by `scale` is exactly cv2's INTER_AREA.
     """
 
     def __init__(self, module: nn.Module, scale: int):
@@ -130,8 +129,7 @@ def check_scale(scale: int) -> None:
         raise TranslatorError(f"--scale {scale}: choose one of {', '.join(map(str, SCALES))}")
 
 
-def rescaled(module: nn.Module, scale: int) -> nn.Module:
-    check_scale(scale)
+def _rescaled(module: nn.Module, scale: int) -> nn.Module:
     return module if scale == 1 else Rescaled(module, scale).eval()
 
 
@@ -188,11 +186,11 @@ def load_translator(path: str | os.PathLike, direction: str = "a2b", default_img
         info = ModelInfo(arch="cyclegan", direction="a2b", light=True, img_size=default_img_size, io="float",
                          precision="fp32", dynamic_hw=True, size_multiple=SIZE_MULTIPLE,
                          source_sha256=file_sha256(path), step=0, scale=scale)
-        return rescaled(generator, scale), info
+        return _rescaled(generator, scale), info
     config = nets.config
     info = ModelInfo(arch="nicegan", direction=direction, light=config.light, img_size=config.img_size,
                      io="float", precision="fp32", dynamic_hw=config.light, size_multiple=SIZE_MULTIPLE,
                      source_sha256=file_sha256(path), step=int(ckpt.get("start_iter", 0)), scale=scale)
     if scale > 1 and not config.light:
         raise TranslatorError(f"{path}: a full (non-light) model runs at its training size only; drop --scale")
-    return rescaled(_nice_translator(nets, direction), scale), info
+    return _rescaled(_nice_translator(nets, direction), scale), info

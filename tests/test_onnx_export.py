@@ -234,6 +234,9 @@ def test_scale_is_checked_before_loading_and_refused_for_full_models(full_checkp
         export_onnx(tmp_path / "missing.pt", tmp_path / "x.onnx", scale=5, log=lambda _: None)
     with pytest.raises(TranslatorError, match="full .*drop --scale"):
         export_onnx(full_checkpoint, tmp_path / "x.onnx", scale=2, log=lambda _: None)
+    from cli import SCALE_RANGE
+    from export.translator import SCALES
+    assert (SCALE_RANGE.min, SCALE_RANGE.max) == (min(SCALES), max(SCALES))   # the CLI offers what loads
 
 
 @pytest.mark.parametrize("kwargs, needle", [
