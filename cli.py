@@ -31,6 +31,10 @@ def cli() -> None:
 @click.option("--n-res", default=6, show_default=True, help="Residual blocks in each generator.")
 @click.option("--n-dis", default=7, show_default=True, help="Discriminator depth (>= 6).")
 @click.option("--light/--full", default=True, show_default=True, help="Light generator (the paper's model).")
+@click.option("--residual", is_flag=True,
+              help="Generators decode a change that is added to their input image, so its fine detail passes "
+                   "through and training starts from the identity (not in the official code; for subtle "
+                   "translations, e.g. colour and tone, with small models).")
 @click.option("--iters", default=300_000, show_default=True,
               help="Total iterations; lr decays linearly to 0 over the second half.")
 @click.option("--batch-size", default=1, show_default=True)

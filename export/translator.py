@@ -83,7 +83,7 @@ class NiceTranslator(nn.Module):
         self.gen = gen.eval()  # shared, not copied: the full model's generator holds 1 GB
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gen(self.encoder(x))
+        return self.gen(self.encoder(x), x)
 
 
 class UInt8IO(nn.Module):

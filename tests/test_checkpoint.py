@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import itertools
 import pickle
+from dataclasses import replace
 
 import pytest
 import torch
 
-from nicegan_testutils import TINY, TINY_FULL, make_trained_like
+from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
 from trainer.checkpoint import (
     CheckpointError, NiceConfig, atomic_torch_save, build_networks, checkpoint_dict, infer_config, load_networks,
     slim_checkpoint,
@@ -143,3 +144,12 @@ def test_slim_checkpoint_never_overwrites_its_input(tmp_path):
     with pytest.raises(CheckpointError, match="is the input checkpoint"):
         slim_checkpoint(source, tmp_path / "." / "a.pt")
     assert source.read_bytes() == before
+
+
+def test_residual_flag_is_stored_in_config_and_official_files_are_not_residual(tmp_path):
+    residual = replace(TINY, residual=True)
+    path = save_checkpoint(make_trained_like(residual), tmp_path / "residual.pt")
+    assert load_networks(path)[0].config == residual
+    assert load_networks(path)[0].gen2B.residual
+    official = save_checkpoint(make_trained_like(residual), tmp_path / "official.pt", with_config=False)
+    assert not load_networks(official)[0].config.residual

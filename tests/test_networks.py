@@ -161,3 +161,19 @@ def test_discriminator_heads_output_sizes():
     assert cam.shape == (1, 1) and heat.shape == (1, 1, 32, 32) and z.shape == (1, 16, 32, 32)
     with pytest.raises(ValueError, match="n_dis"):
         Discriminator(3, 8, 5)
+
+
+def test_residual_generator_adds_its_decoded_change_to_the_source_and_starts_as_the_identity():
+    gen = ResnetGenerator(3, 3, 8, 2, 64, light=True, residual=True).eval()
+    z = torch.randn(2, 16, 12, 20)
+    source = torch.rand(2, 3, 48, 80) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(gen(z, source), source)
+        gen.UpBlock2[-2].weight.normal_(0, 0.5)
+        plain = ResnetGenerator(3, 3, 8, 2, 64, light=True)
+        plain.load_state_dict(gen.state_dict(), strict=True)  # no extra parameters: the official keys
+        got, decoded = gen(z, source), plain.eval()(z)
+    assert decoded.abs().max() > 0.1
+    assert torch.allclose(got, (source + decoded).clamp(-1, 1), atol=1e-6)
+    with pytest.raises(ValueError, match="pass source="):
+        gen(z)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
-from nicegan_testutils import TINY_FULL, make_trained_like, save_checkpoint
+from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
 
 import export.to_onnx as to_onnx
 from cli import cli
@@ -196,6 +197,27 @@ def test_parity_failure_writes_nothing(tiny_checkpoint, tmp_path, monkeypatch):
         export_onnx(tiny_checkpoint, out, io="float", simplify=False, log=lambda _: None)
     assert str(out) in str(err.value)
     assert list(tmp_path.iterdir()) == []   # neither the output nor its temp file
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_residual_export_adds_the_decoded_change_to_the_input(tmp_path, fp16):
+    nets = make_trained_like(replace(TINY, residual=True), seed=3)
+    with torch.no_grad():  # off the identity it starts at
+        nets.gen2B.UpBlock2[-2].weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(1))
+    residual = save_checkpoint(nets, tmp_path / "residual.pt")
+    plain_ckpt = torch.load(residual, weights_only=True)
+    plain_ckpt["config"]["residual"] = False
+    plain_path = tmp_path / "plain.pt"
+    torch.save(plain_ckpt, plain_path)
+    report, _ = _export(residual, tmp_path / "residual.onnx", io="float", fp16=fp16)
+    assert report.passed
+    x = np.random.default_rng(4).random((2, 3, 44, 60), dtype=np.float32) * 2 - 1
+    got = ort.InferenceSession(str(report.output)).run(None, {"input": x})[0]
+    plain, _ = load_translator(plain_path)
+    with torch.no_grad():
+        decoded = plain(torch.from_numpy(x)).numpy()
+    assert np.abs(decoded).mean() > 1e-2
+    assert np.abs(got - np.clip(x + decoded, -1, 1)).max() < (2e-2 if fp16 else 1e-4)
 
 
 def _run_enlarged(translator: torch.nn.Module, x: np.ndarray, scale: int) -> np.ndarray:

@@ -148,6 +148,8 @@ def test_missing_data_folder_is_one_clear_error(tmp_path):
 @pytest.mark.parametrize("option, message", [
     (("--load-size", "32"), "--load-size 32: must be at least --img-size 64 (or 0)"),
     (("--identity-init", "-1"), "--identity-init must be >= 0 (got -1)"),
+    (("--identity-init", "5", "--residual"), "--identity-init with --residual: residual generators start as the "
+                                             "identity already; drop --identity-init"),
 ])
 def test_bad_warm_start_or_crop_options_are_one_clear_error(image_dataset, tmp_path, option, message):
     result = CliRunner().invoke(cli, ["train", str(image_dataset), "--out", str(tmp_path / "run"), *TINY_ARGS,
@@ -232,3 +234,23 @@ def test_bf16_on_a_cpu_that_emulates_it_is_warned_about(image_dataset, tmp_path,
                          n_dis=6, amp="bf16", device="cpu", workers=0, n_samples=0, threads=1))
     warned = "--amp bf16 on a CPU without AVX-512 BF16 or AMX is emulated" in capsys.readouterr().out
     assert warned is not native
+
+
+def test_a_residual_run_starts_at_the_identity_and_learns_a_change_that_resume_keeps(image_dataset, tmp_path):
+    run = tmp_path / "run"
+    result = run_train(image_dataset, "--out", run, *TINY_ARGS, "--residual", "--iters", 4, "--save-every", 4,
+                       "--sample-every", 4, "--snapshot-every", 0)
+    assert result.exit_code == 0, result.output
+    nets, ckpt = load_networks(run / "latest.pt")
+    assert nets.config == replace(TINY, residual=True) and ckpt["config"]["residual"] is True
+    assert ckpt["train_state"]["options"]["residual"] is True
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    fresh = Trainer(TrainOptions(data_root=str(image_dataset), out=str(tmp_path / "fresh"), img_size=64, ch=8,
+                                 n_res=2, n_dis=6, residual=True, iters=1, workers=0, n_samples=0, threads=1)).nets
+    with torch.no_grad():
+        assert torch.equal(fresh.gen2B(fresh.disA.encode(images)[0], images), images)  # step 0: the identity
+        change = (nets.gen2B(nets.disA.encode(images)[0], images) - images).abs().mean()
+    assert change > 1e-4  # four steps moved it off the identity
+    resumed = run_train(image_dataset, "--out", run, "--resume", "--iters", 5, "--workers", "0", "--threads", "1")
+    assert resumed.exit_code == 0, resumed.output
+    assert load_networks(run / "latest.pt")[0].config.residual

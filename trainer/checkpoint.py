@@ -39,6 +39,7 @@ class NiceConfig:
     n_dis: int = 7
     light: bool = True
     img_ch: int = 3
+    residual: bool = False  # not in the official code (ResnetGenerator); official files store no config
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +72,8 @@ class NiceNetworks:
 
 def build_networks(config: NiceConfig) -> NiceNetworks:
     def generator() -> ResnetGenerator:
-        return ResnetGenerator(config.img_ch, config.img_ch, config.ch, config.n_res, config.img_size, config.light)
+        return ResnetGenerator(config.img_ch, config.img_ch, config.ch, config.n_res, config.img_size, config.light,
+                               config.residual)
 
     def discriminator() -> Discriminator:
         return Discriminator(config.img_ch, config.ch, config.n_dis)
@@ -102,7 +104,8 @@ def infer_config(ckpt: dict[str, Any], default_img_size: int = 256) -> NiceConfi
         img_size = int(stored.get("img_size", default_img_size))
     else:
         img_size = 4 * int(round(math.sqrt(fc_in / (ch * 4))))
-    return NiceConfig(img_size=img_size, ch=ch, n_res=n_res, n_dis=n_dis, light=light, img_ch=img_ch)
+    return NiceConfig(img_size=img_size, ch=ch, n_res=n_res, n_dis=n_dis, light=light, img_ch=img_ch,
+                      residual=bool(stored.get("residual", False)))
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -10,7 +10,7 @@ Less work: the generator forward of the D step and the real-image encodings of t
 without autograd (nothing differentiates through them), and D parameters are frozen during the
 G step so its backward computes no discriminator gradients.
 
-Two additions, both off by default: `identity_init` steps of autoencoder training before step 1
+Three additions, all off by default: `residual` generators (see ResnetGenerator), `identity_init` steps of autoencoder training before step 1
 (`IdentityInit`), so that every translation starts as the identity mapping, and `load_size`, the
 size training images are resized to before the random crop (official: img_size + 30).
 """
@@ -46,7 +46,7 @@ from trainer.threads import cpu_has_native_bf16, cpu_threads
 ADAM_BETAS = (0.5, 0.999)
 WEIGHT_DECAY = 1e-4
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-ARCH_FIELDS = ("img_size", "ch", "n_res", "n_dis", "light")
+ARCH_FIELDS = ("img_size", "ch", "n_res", "n_dis", "light", "residual")
 # Where and how to run, never taken from a resumed run's saved options.
 SESSION_FIELDS = ("data_root", "out", "resume", "device", "workers", "threads")
 LATEST = "latest"
@@ -66,6 +66,7 @@ class TrainOptions:
     n_res: int = 6
     n_dis: int = 7
     light: bool = True
+    residual: bool = False  # generators decode a change added to their source image (not official)
     iters: int = 300_000
     batch_size: int = 1
     lr: float = 1e-4
@@ -87,7 +88,8 @@ class TrainOptions:
     resume: str | None = None  # None, LATEST (RUN_DIR/latest.pt) or a checkpoint path
 
     def config(self) -> NiceConfig:
-        return NiceConfig(img_size=self.img_size, ch=self.ch, n_res=self.n_res, n_dis=self.n_dis, light=self.light)
+        return NiceConfig(img_size=self.img_size, ch=self.ch, n_res=self.n_res, n_dis=self.n_dis, light=self.light,
+                          residual=self.residual)
 
     def loss_weights(self) -> LossWeights:
         return LossWeights(adv=self.adv_weight, cycle=self.cycle_weight, recon=self.recon_weight)
@@ -208,8 +210,8 @@ class TrainStep:
             real_a_out = n.disA(real_a)
             real_b_out = n.disB(real_b)
             with torch.no_grad():  # the official code detaches these fakes: no graph needed at all
-                fake_a2b = n.gen2B(real_a_out[4].detach())
-                fake_b2a = n.gen2A(real_b_out[4].detach())
+                fake_a2b = n.gen2B(real_a_out[4].detach(), real_a)
+                fake_b2a = n.gen2A(real_b_out[4].detach(), real_b)
             fake_a_out = n.disA(fake_b2a)
             fake_b_out = n.disB(fake_a2b)
             d_loss_a = discriminator_domain_loss(real_a_out, fake_a_out, w.adv)
@@ -225,14 +227,14 @@ class TrainStep:
             with torch.no_grad():  # full forwards (heads too) keep the official SN power iterations
                 real_a_z = n.disA(real_a)[4]
                 real_b_z = n.disB(real_b)[4]
-            fake_a2b = n.gen2B(real_a_z)
-            fake_b2a = n.gen2A(real_b_z)
+            fake_a2b = n.gen2B(real_a_z, real_a)
+            fake_b2a = n.gen2A(real_b_z, real_b)
             fake_a_out = n.disA(fake_b2a)
             fake_b_out = n.disB(fake_a2b)
-            fake_b2a2b = n.gen2B(fake_a_out[4])  # cycle through the target domain's encoder
-            fake_a2b2a = n.gen2A(fake_b_out[4])
-            fake_a2a = n.gen2A(real_a_z)  # recon: source encoder, other generator
-            fake_b2b = n.gen2B(real_b_z)
+            fake_b2a2b = n.gen2B(fake_a_out[4], fake_b2a)  # cycle through the target domain's encoder
+            fake_a2b2a = n.gen2A(fake_b_out[4], fake_a2b)
+            fake_a2a = n.gen2A(real_a_z, real_a)  # recon: source encoder, other generator
+            fake_b2b = n.gen2B(real_b_z, real_b)
             adv_a, adv_b = generator_adversarial_loss(fake_a_out), generator_adversarial_loss(fake_b_out)
             cycle_a, cycle_b = l1(fake_a2b2a, real_a), l1(fake_b2a2b, real_b)
             recon_a, recon_b = l1(fake_a2a, real_a), l1(fake_b2b, real_b)
@@ -279,7 +281,7 @@ class IdentityInit:
         n.gen2A.train()
         self.optim.zero_grad(set_to_none=True)
         with ts.autocast():
-            loss = l1(n.gen2A(n.disA.encode(real_a)[0]), real_a) + l1(n.gen2A(n.disA.encode(real_b)[0]), real_b)
+            loss = l1(n.gen2A(n.disA.encode(real_a)[0], real_a), real_a) + l1(n.gen2A(n.disA.encode(real_b)[0], real_b), real_b)
         ts.apply_loss(loss, self.optim, self.scaler, self.params)
         return loss.detach()
 
@@ -453,6 +455,9 @@ class Trainer:
             raise TrainError(f"--load-size {o.load_size}: must be at least --img-size {o.img_size} (or 0)")
         if o.identity_init < 0:
             raise TrainError(f"--identity-init must be >= 0 (got {o.identity_init})")
+        if o.identity_init and o.residual:
+            raise TrainError("--identity-init with --residual: residual generators start as the identity "
+                             "already; drop --identity-init")
         if o.amp not in AMP_DTYPES:
             raise TrainError(f"--amp must be one of {', '.join(AMP_DTYPES)} (got {o.amp!r})")
         if o.amp == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():

@@ -104,10 +104,15 @@ class ResnetGenerator(nn.Module):
 
     `light` pools the feature map before the gamma/beta MLP (any input size); the full model
     flattens it, which ties the generator to `img_size`.
+
+    `residual` (not in the official code, no extra parameters) adds the decoded image to the
+    source image the encoder saw, clamped to [-1, 1]: the generator then decodes only the change,
+    and the source's fine detail, which the encoder's 1/4-resolution z cannot carry, passes through.
+    Its last conv starts at zero, so every residual path starts as the identity.
     """
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 6,
-                 img_size: int = 256, light: bool = False):
+                 img_size: int = 256, light: bool = False, residual: bool = False):
         super().__init__()
         self.input_nc = input_nc
         self.output_nc = output_nc
@@ -115,6 +120,7 @@ class ResnetGenerator(nn.Module):
         self.n_blocks = n_blocks
         self.img_size = img_size
         self.light = light
+        self.residual = residual
         width = ngf * 4
         fc_in = width if light else (img_size // 4) * (img_size // 4) * width
         # Registration order mirrors the official code so state_dict() lists keys identically.
@@ -139,6 +145,8 @@ class ResnetGenerator(nn.Module):
             nn.Conv2d(ngf, output_nc, kernel_size=7, stride=1, padding=0, bias=False),
             nn.Tanh(),
         )
+        if residual:
+            nn.init.zeros_(self.UpBlock2[-2].weight)
 
     def style(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """gamma, beta shared by every adaILN, from the UpBlock0 feature map."""
@@ -149,12 +157,18 @@ class ResnetGenerator(nn.Module):
             hidden = self.FC(x.reshape(x.shape[0], -1))
         return self.gamma(hidden), self.beta(hidden)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        """The image for z; a residual generator needs the `source` image that z encodes."""
         x = self.UpBlock0(z)
         gamma, beta = self.style(x)
         for i in range(self.n_blocks):
             x = getattr(self, f"UpBlock1_{i + 1}")(x, gamma, beta)
-        return self.UpBlock2(x)
+        decoded = self.UpBlock2(x)
+        if not self.residual:
+            return decoded
+        if source is None:
+            raise ValueError("a residual generator adds its output to the source image: pass source=")
+        return torch.clamp(source + decoded, -1.0, 1.0)
 
 
 def _sn_conv(in_ch: int, out_ch: int, stride: int, bias: bool = True) -> nn.Module:

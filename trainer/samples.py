@@ -58,9 +58,9 @@ def translation_columns(source_dis: Discriminator, to_target: ResnetGenerator, t
                         to_source: ResnetGenerator, images: torch.Tensor) -> tuple[np.ndarray, float]:
     """The grid for one direction and its luminance correlation; the caller puts the networks in eval mode."""
     _, _, _, heatmap, z = source_dis(images)
-    translated = to_target(z)
-    cycled = to_source(target_dis.encode(translated)[0])
-    recon = to_source(z)
+    translated = to_target(z, images)
+    cycled = to_source(target_dis.encode(translated)[0], translated)
+    recon = to_source(z, images)
     size = images.shape[-1]
     columns = [np.concatenate([to_bgr_uint8(images[i]), cam_heatmap(heatmap[i], size), to_bgr_uint8(recon[i]),
                                to_bgr_uint8(translated[i]), to_bgr_uint8(cycled[i])], axis=0)
