@@ -60,6 +60,9 @@ def cli() -> None:
               help="Before step 1, train disA's encoder + gen2A as an autoencoder on both domains for "
                    "STEPS steps and copy them to disB/gen2B, so translation starts as the identity "
                    "(not in the official code; for subtle translations and small models; 0: official init).")
+@click.option("--stop-at", default=0, show_default=True, metavar="STEP",
+              help="Save latest.pt and stop at STEP (the lr schedule stays that of --iters); continue later "
+                   "with --resume, e.g. with other loss weights (0: run to --iters).")
 @click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[FILE]",
               help="Continue RUN_DIR/latest.pt, or FILE (ours or an official *_params_latest.pt). "
                    "Options not given again are taken from the resumed run.")
@@ -79,9 +82,9 @@ def train_command(ctx: click.Context, data_root: str, out: str, **kwargs) -> Non
     except KeyboardInterrupt:
         raise click.ClickException("aborted by a second Ctrl-C; the last saved latest.pt is intact") from None
     if result.checkpoint is not None:  # rank 0 only
-        state = "Interrupted" if result.interrupted else "Done"
+        state = "Interrupted" if result.interrupted else "Stopped (--stop-at)" if result.paused else "Done"
         click.echo(f"{state} at step {result.step}: {result.checkpoint}"
-                   + ("; continue with --resume" if result.interrupted else ""))
+                   + ("; continue with --resume" if result.interrupted or result.paused else ""))
     if result.interrupted:
         ctx.exit(130)
 

@@ -254,3 +254,18 @@ def test_a_residual_run_starts_at_the_identity_and_learns_a_change_that_resume_k
     resumed = run_train(image_dataset, "--out", run, "--resume", "--iters", 5, "--workers", "0", "--threads", "1")
     assert resumed.exit_code == 0, resumed.output
     assert load_networks(run / "latest.pt")[0].config.residual
+
+
+def test_stop_at_saves_and_stops_and_resume_runs_on_with_new_loss_weights(image_dataset, tmp_path):
+    run = tmp_path / "run"
+    result = run_train(image_dataset, "--out", run, *TINY_ARGS, "--iters", 4, "--stop-at", 2,
+                       "--save-every", 100, "--snapshot-every", 0)
+    assert result.exit_code == 0, result.output
+    assert f"Stopped (--stop-at) at step 2: {run / 'latest.pt'}; continue with --resume" in result.output
+    assert read_checkpoint(run / "latest.pt")["start_iter"] == 2
+    assert [float(r["lr"]) for r in log_rows(run)] == [1e-4, 1e-4]  # --iters 4's schedule, not a 2-step one
+    resumed = run_train(image_dataset, "--out", run, "--resume", "--recon-weight", 1, "--workers", 0, "--threads", 1)
+    assert resumed.exit_code == 0, resumed.output
+    ckpt = read_checkpoint(run / "latest.pt")
+    assert ckpt["start_iter"] == 4 and ckpt["train_state"]["options"]["recon_weight"] == 1
+    assert ckpt["train_state"]["options"]["stop_at"] == 0  # a session option: not carried into the resume

@@ -48,7 +48,7 @@ WEIGHT_DECAY = 1e-4
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 ARCH_FIELDS = ("img_size", "ch", "n_res", "n_dis", "light", "residual")
 # Where and how to run, never taken from a resumed run's saved options.
-SESSION_FIELDS = ("data_root", "out", "resume", "device", "workers", "threads")
+SESSION_FIELDS = ("data_root", "out", "resume", "device", "workers", "threads", "stop_at")
 LATEST = "latest"
 
 
@@ -86,6 +86,7 @@ class TrainOptions:
     n_samples: int = 4
     identity_init: int = 0  # autoencoder steps before step 1 (not in the official code; 0: official init)
     resume: str | None = None  # None, LATEST (RUN_DIR/latest.pt) or a checkpoint path
+    stop_at: int = 0  # save latest.pt and stop at this step, to resume later (0: run to iters)
 
     def config(self) -> NiceConfig:
         return NiceConfig(img_size=self.img_size, ch=self.ch, n_res=self.n_res, n_dis=self.n_dis, light=self.light,
@@ -100,6 +101,7 @@ class TrainResult:
     run_dir: Path
     step: int
     interrupted: bool = False
+    paused: bool = False  # stopped at --stop-at, before --iters
     checkpoint: Path | None = None
     samples: list[Path] = field(default_factory=list)
 
@@ -453,6 +455,8 @@ class Trainer:
                 raise TrainError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(o, name)})")
         if o.load_size and o.load_size < o.img_size:
             raise TrainError(f"--load-size {o.load_size}: must be at least --img-size {o.img_size} (or 0)")
+        if o.stop_at < 0:
+            raise TrainError(f"--stop-at must be >= 0 (got {o.stop_at})")
         if o.identity_init < 0:
             raise TrainError(f"--identity-init must be >= 0 (got {o.identity_init})")
         if o.identity_init and o.residual:
@@ -611,7 +615,8 @@ class Trainer:
                 if o.identity_init > 0 and not self.identity_init_done:
                     self.run_identity_init(stop)
                     interval_start = time.perf_counter()  # it/s of the first logged steps, not of the warm start
-                while self.step < o.iters:
+                end = min(o.iters, o.stop_at) if o.stop_at else o.iters
+                while self.step < end:
                     if self.context.enabled:
                         stop.requested = ddp.any_rank(stop.requested, self.device)
                     if stop.requested:
@@ -638,7 +643,8 @@ class Trainer:
                         bar.set_postfix(d_loss=f"{row['d_loss']:.4f}", g_loss=f"{row['g_loss']:.4f}")
                         sums, interval_start, interval_steps = {}, now, 0
                     self._write_periodic_outputs(result)
-                if result.interrupted and main:
+                result.paused = not result.interrupted and self.step < o.iters and bool(o.stop_at)
+                if (result.interrupted or result.paused) and main:
                     result.checkpoint = self.save(self.run_dir / "latest.pt")
         finally:
             bar.close()
