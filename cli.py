@@ -117,7 +117,7 @@ def export_group() -> None:
 @click.option("--scale", type=SCALE_RANGE, default=1, show_default=True,
               help="Light models: run the network at this multiple of the input size inside the graph "
                    "(bilinear up, area down): a small model's encoder then loses less of the frame's detail "
-                   "(the bundled model is exported with 2). Costs scale^2 the compute.")
+                   "(not for --residual models, whose skip path it blurs). Costs scale^2 the compute.")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
 @click.option("--no-parity", is_flag=True, help="Skip the ONNX Runtime parity check (not recommended).")
 @click.option("--parity-image", "parity_images", multiple=True, type=click.Path(exists=True, dir_okay=False),

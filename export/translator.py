@@ -109,9 +109,10 @@ class Rescaled(nn.Module):
 
     A small light model's 4x-downsampling encoder keeps mostly the low frequencies at the size it
     runs at. Run on the input enlarged `scale` times, what it loses is detail finer than the input
-    has, and the area reduction gives the input's own detail back (the bundled model's scale sweep:
-    docs/MODEL.md). Bilinear matches the trainer's PIL enlargement (`--load-size`) and every
-    TensorRT version's Resize; average pooling by `scale` is exactly cv2's INTER_AREA.
+    has, and the area reduction gives the input's own detail back (the session-4 model's scale sweep:
+    docs/MODEL.md). A residual model keeps the detail anyway and is blurred by it instead. Bilinear
+    matches the trainer's PIL enlargement (`--load-size`) and every TensorRT version's Resize;
+    average pooling by `scale` is exactly cv2's INTER_AREA.
     """
 
     def __init__(self, module: nn.Module, scale: int):
