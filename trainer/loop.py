@@ -10,9 +10,10 @@ Less work: the generator forward of the D step and the real-image encodings of t
 without autograd (nothing differentiates through them), and D parameters are frozen during the
 G step so its backward computes no discriminator gradients.
 
-Three additions, all off by default: `residual` generators (see ResnetGenerator), `identity_init` steps of autoencoder training before step 1
-(`IdentityInit`), so that every translation starts as the identity mapping, and `load_size`, the
-size training images are resized to before the random crop (official: img_size + 30).
+Three additions, all off by default: `residual` generators (see ResnetGenerator), `identity_init`
+steps of autoencoder training before step 1 (`IdentityInit`), so that every translation starts as
+the identity mapping, and `load_size`, the size training images are resized to before the random
+crop (official: img_size + 30).
 """
 from __future__ import annotations
 
@@ -283,7 +284,7 @@ class IdentityInit:
         n.gen2A.train()
         self.optim.zero_grad(set_to_none=True)
         with ts.autocast():
-            loss = l1(n.gen2A(n.disA.encode(real_a)[0], real_a), real_a) + l1(n.gen2A(n.disA.encode(real_b)[0], real_b), real_b)
+            loss = sum(l1(n.gen2A(n.disA.encode(real)[0], real), real) for real in (real_a, real_b))
         ts.apply_loss(loss, self.optim, self.scaler, self.params)
         return loss.detach()
 
