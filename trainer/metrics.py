@@ -13,10 +13,8 @@ nothing is downloaded.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -196,91 +194,3 @@ def extract_features(extractor: Extractor, files: Sequence[Path], batch_size: in
             chunks.append(features.reshape(len(batch), -1).double().cpu().numpy())
             bar.update(len(batch))
     return np.concatenate(chunks)
-
-
-# --- evaluation ----------------------------------------------------------------------------------
-
-
-@dataclass
-class EvalResult:
-    n_real: int
-    n_fake: int
-    fid: float
-    kid_x100: float
-    kid_x100_std: float
-    kid_subsets: int
-    kid_subset_size: int
-    feature_dim: int
-    extractor: str
-    extractor_sha256: str
-    protocol: str = PROTOCOL
-    n_paired: int | None = None
-    psnr: float | None = None
-    ssim: float | None = None
-    ssim_definition: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def paired_scores(fake: dict[str, Path], reference: dict[str, Path], reference_dir: Path,
-                  progress: bool = True) -> tuple[int, float, float]:
-    """Mean PSNR and SSIM over the images present in both folders (matched by relative path stem)."""
-    keys = sorted(fake.keys() & reference.keys())
-    if not keys:
-        raise MetricsError(f"{reference_dir}: no file name matches the fake folder's; the paired reference "
-                           "needs the same relative paths (extensions may differ)")
-    psnrs, ssims = [], []
-    for key in tqdm(keys, desc="PSNR/SSIM", unit="img", disable=not progress):
-        ref, img = read_rgb(reference[key]), read_rgb(fake[key])
-        if ref.shape != img.shape:
-            raise MetricsError(f"{fake[key]}: size {img.shape[1]}x{img.shape[0]} differs from "
-                               f"{reference[key]} ({ref.shape[1]}x{ref.shape[0]}); paired images must match")
-        psnrs.append(psnr(ref, img))
-        ssims.append(ssim(ref, img))
-    return len(keys), float(np.mean(psnrs)), float(np.mean(ssims))
-
-
-def evaluate_folders(real_dir: Path, fake_dir: Path, paired_ref: Path | None = None,
-                     inception_weights: Path | None = None, kid_subsets: int = 50,
-                     kid_subset_size: int = 1000, batch_size: int = 32, device: str = "cpu",
-                     seed: int = 0, progress: bool = True) -> EvalResult:
-    """FID and KID x100 between two image folders; PSNR/SSIM of FAKE_DIR against `paired_ref`."""
-    real_files, fake_files = list_folder_images(Path(real_dir)), list_folder_images(Path(fake_dir))
-    extractor = load_extractor(inception_weights, device)
-    paired = None
-    if paired_ref:  # before the slow features, so a bad reference folder fails fast
-        paired = paired_scores(fake_files, list_folder_images(Path(paired_ref)), Path(paired_ref), progress)
-    real = extract_features(extractor, list(real_files.values()), batch_size, "real features", progress)
-    fake = extract_features(extractor, list(fake_files.values()), batch_size, "fake features", progress)
-    kid_mean, kid_std = kid_from_features(real, fake, kid_subsets, kid_subset_size, seed)
-    result = EvalResult(
-        n_real=len(real), n_fake=len(fake), fid=fid_from_features(real, fake), kid_x100=kid_mean,
-        kid_x100_std=kid_std, kid_subsets=kid_subsets,
-        kid_subset_size=capped_subset_size(len(real), len(fake), kid_subset_size),
-        feature_dim=real.shape[1], extractor=str(extractor.path), extractor_sha256=extractor.sha256)
-    if paired is not None:
-        result.n_paired, result.psnr, result.ssim = paired
-        result.ssim_definition = SSIM_DEFINITION
-    return result
-
-
-def format_table(result: EvalResult, real_dir: Path, fake_dir: Path, paired_ref: Path | None) -> str:
-    rows = [("FID", f"{result.fid:.3f}", f"n_real={result.n_real} n_fake={result.n_fake}"),
-            ("KID x100", f"{result.kid_x100:.3f} +- {result.kid_x100_std:.3f}",
-             f"{result.kid_subsets} subsets of {result.kid_subset_size}")]
-    if result.psnr is not None:
-        rows += [("PSNR (dB)", f"{result.psnr:.3f}", f"n_paired={result.n_paired} vs {paired_ref}"),
-                 ("SSIM", f"{result.ssim:.4f}", "Gaussian window, mean of R/G/B")]
-    width = max(len(r[1]) for r in rows)
-    lines = [f"real: {real_dir}", f"fake: {fake_dir}"]
-    lines += [f"{name:<10} {value:>{width}}   {note}" for name, value, note in rows]
-    lines += [f"extractor: {result.extractor} (sha256 {result.extractor_sha256}, {result.feature_dim}-d)",
-              f"protocol: {result.protocol}"]
-    return "\n".join(lines)
-
-
-def write_json(result: EvalResult, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

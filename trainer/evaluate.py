@@ -1,0 +1,164 @@
+"""`nicegan eval` on folders: FID and KID x100 of FAKE_DIR against REAL_DIR, PSNR/SSIM against a
+paired reference, and optionally each metric's difference from a baseline's outputs with a
+bootstrap interval (see trainer/bootstrap.py)."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from trainer.bootstrap import Difference, PerImageScores, compare_to_baseline, format_comparison
+from trainer.metrics import (PROTOCOL, SSIM_DEFINITION, Extractor, MetricsError, capped_subset_size,
+                             extract_features, fid_from_features, kid_from_features, list_folder_images,
+                             load_extractor, psnr, read_rgb, ssim)
+
+
+@dataclass
+class EvalResult:
+    n_real: int
+    n_fake: int
+    fid: float
+    kid_x100: float
+    kid_x100_std: float
+    kid_subsets: int
+    kid_subset_size: int
+    feature_dim: int
+    extractor: str
+    extractor_sha256: str
+    protocol: str = PROTOCOL
+    n_paired: int | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+    ssim_definition: str | None = None
+    seed: int = 0
+    baseline: str | None = None
+    bootstrap_resamples: int | None = None
+    vs_baseline: list[Difference] | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PairedScores:
+    """Per-image PSNR and SSIM against the reference, for the fake images (in their folder's order)
+    that have a reference; `rows` are their positions in that order."""
+    rows: np.ndarray
+    psnr: np.ndarray
+    ssim: np.ndarray
+
+
+def paired_scores(fake: dict[str, Path], reference: dict[str, Path], reference_dir: Path,
+                  progress: bool = True, desc: str = "PSNR/SSIM") -> PairedScores:
+    """PSNR and SSIM of every fake image against the reference of the same relative path stem."""
+    rows = [i for i, key in enumerate(fake) if key in reference]
+    if not rows:
+        raise MetricsError(f"{reference_dir}: no file name matches the fake folder's; the paired reference "
+                           "needs the same relative paths (extensions may differ)")
+    keys = list(fake)
+    psnrs, ssims = [], []
+    for row in tqdm(rows, desc=desc, unit="img", disable=not progress):
+        key = keys[row]
+        ref, img = read_rgb(reference[key]), read_rgb(fake[key])
+        if ref.shape != img.shape:
+            raise MetricsError(f"{fake[key]}: size {img.shape[1]}x{img.shape[0]} differs from "
+                               f"{reference[key]} ({ref.shape[1]}x{ref.shape[0]}); paired images must match")
+        psnrs.append(psnr(ref, img))
+        ssims.append(ssim(ref, img))
+    return PairedScores(np.array(rows), np.array(psnrs), np.array(ssims))
+
+
+def baseline_in_fake_order(fake: dict[str, Path], baseline: dict[str, Path], baseline_dir: Path) -> dict[str, Path]:
+    """The baseline's files for FAKE's inputs, in FAKE's order; both must hold the same relative names."""
+    missing = [key for key in fake if key not in baseline]
+    extra = [key for key in baseline if key not in fake]
+    if missing or extra:
+        example = f"{missing[0]} is missing" if missing else f"{extra[0]} has no fake counterpart"
+        raise MetricsError(f"{baseline_dir}: {len(missing)} of the fake folder's images are missing and "
+                           f"{len(extra)} are extra (e.g. {example}); the baseline must hold outputs for "
+                           "the same inputs under the same relative names (extensions may differ)")
+    return {key: baseline[key] for key in fake}
+
+
+def _per_image_scores(extractor: Extractor, files: dict[str, Path], reference: dict[str, Path] | None,
+                      paired_ref: Path | None, batch_size: int, label: str, progress: bool,
+                      ) -> tuple[np.ndarray, PairedScores | None]:
+    paired = None
+    if reference is not None:
+        paired = paired_scores(files, reference, paired_ref, progress, f"{label} PSNR/SSIM")
+    return extract_features(extractor, list(files.values()), batch_size, f"{label} features", progress), paired
+
+
+def evaluate_folders(real_dir: Path, fake_dir: Path, paired_ref: Path | None = None,
+                     inception_weights: Path | None = None, kid_subsets: int = 50,
+                     kid_subset_size: int = 1000, batch_size: int = 32, device: str = "cpu",
+                     seed: int = 0, progress: bool = True, baseline_dir: Path | None = None,
+                     resamples: int = 1000) -> EvalResult:
+    """FID and KID x100 between two image folders; PSNR/SSIM of FAKE_DIR against `paired_ref`;
+    with `baseline_dir`, every metric's difference from the baseline with a bootstrap interval."""
+    real_files, fake_files = list_folder_images(Path(real_dir)), list_folder_images(Path(fake_dir))
+    base_files = None
+    if baseline_dir:  # checked before the slow features, like the paired reference
+        base_files = baseline_in_fake_order(fake_files, list_folder_images(Path(baseline_dir)), Path(baseline_dir))
+    reference = list_folder_images(Path(paired_ref)) if paired_ref else None
+    extractor = load_extractor(inception_weights, device)
+    fake, fake_paired = _per_image_scores(extractor, fake_files, reference, paired_ref, batch_size, "fake", progress)
+    real = extract_features(extractor, list(real_files.values()), batch_size, "real features", progress)
+    kid_mean, kid_std = kid_from_features(real, fake, kid_subsets, kid_subset_size, seed)
+    result = EvalResult(
+        n_real=len(real), n_fake=len(fake), fid=fid_from_features(real, fake), kid_x100=kid_mean,
+        kid_x100_std=kid_std, kid_subsets=kid_subsets,
+        kid_subset_size=capped_subset_size(len(real), len(fake), kid_subset_size),
+        feature_dim=real.shape[1], extractor=str(extractor.path), extractor_sha256=extractor.sha256, seed=seed)
+    if fake_paired is not None:
+        result.n_paired = len(fake_paired.rows)
+        result.psnr, result.ssim = float(fake_paired.psnr.mean()), float(fake_paired.ssim.mean())
+        result.ssim_definition = SSIM_DEFINITION
+    if base_files is not None:
+        base, base_paired = _per_image_scores(extractor, base_files, reference, paired_ref, batch_size,
+                                              "baseline", progress)
+        result.vs_baseline = compare_to_baseline(real, _as_per_image(fake, fake_paired),
+                                                 _as_per_image(base, base_paired), resamples, seed,
+                                                 kid_subsets, kid_subset_size, progress)
+        result.baseline, result.bootstrap_resamples = str(baseline_dir), resamples
+    return result
+
+
+def _as_per_image(features: np.ndarray, paired: PairedScores | None) -> PerImageScores:
+    if paired is None:
+        return PerImageScores(features)
+    return PerImageScores(features, paired.psnr, paired.ssim, paired.rows)
+
+
+def _kid_row(result: EvalResult) -> tuple[str, str, str]:
+    if result.kid_subset_size == result.n_real == result.n_fake:  # every subset is the whole of both sets
+        return ("KID x100", f"{result.kid_x100:.3f}",
+                "each subset is the whole of both sets, so no spread; --baseline gives an interval")
+    return ("KID x100", f"{result.kid_x100:.3f} +- {result.kid_x100_std:.3f}",
+            f"{result.kid_subsets} subsets of {result.kid_subset_size}")
+
+
+def format_table(result: EvalResult, real_dir: Path, fake_dir: Path, paired_ref: Path | None) -> str:
+    rows = [("FID", f"{result.fid:.3f}", f"n_real={result.n_real} n_fake={result.n_fake}"), _kid_row(result)]
+    if result.psnr is not None:
+        rows += [("PSNR (dB)", f"{result.psnr:.3f}", f"n_paired={result.n_paired} vs {paired_ref}"),
+                 ("SSIM", f"{result.ssim:.4f}", "Gaussian window, mean of R/G/B")]
+    width = max(len(r[1]) for r in rows)
+    lines = [f"real: {real_dir}", f"fake: {fake_dir}"]
+    lines += [f"{name:<10} {value:>{width}}   {note}" for name, value, note in rows]
+    lines += [f"extractor: {result.extractor} (sha256 {result.extractor_sha256}, {result.feature_dim}-d)",
+              f"protocol: {result.protocol}"]
+    if result.vs_baseline is not None:
+        lines.append(format_comparison(result.vs_baseline, result.baseline, result.n_fake,
+                                       result.bootstrap_resamples, result.seed))
+    return "\n".join(lines)
+
+
+def write_json(result: EvalResult, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
