@@ -140,17 +140,27 @@ def export_onnx_command(checkpoint: str, output: str | None, direction: str, io:
 
 
 @export_group.command("pt")
-@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("checkpoints", metavar="CHECKPOINT...", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=str))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .pt.")
 @click.option("--fp16/--fp32", default=True, show_default=True,
               help="Store the weights as FP16 (half the size; they load into FP32 networks).")
-def export_pt_command(checkpoint: str, output: str, fp16: bool) -> None:
+def export_pt_command(checkpoints: tuple[str, ...], output: str, fp16: bool) -> None:
     """A small checkpoint for inference and sharing: the four networks of CHECKPOINT in the official
     layout (+ config), without optimizer and training state; loads with --backend torch, export onnx
-    and the official code."""
-    from trainer.checkpoint import CheckpointError, slim_checkpoint
+    and the official code.
+
+    Several CHECKPOINTs (snapshots of one run, e.g. runs/r/checkpoints/params_00{45..65}00.pt) are
+    averaged weight by weight, which smooths out a GAN's step-to-step jitter (docs/MODEL.md has
+    its effect on the default model); spectral-norm vectors are re-estimated for the mean weights.
+    """
+    from trainer.checkpoint import CheckpointError, average_checkpoints, slim_checkpoint
     try:
-        written = slim_checkpoint(checkpoint, output, half=fp16)
+        if len(checkpoints) == 1:
+            written = slim_checkpoint(checkpoints[0], output, half=fp16)
+        else:
+            written, steps = average_checkpoints(checkpoints, output, half=fp16)
+            click.echo(f"averaged {len(steps)} checkpoints (steps {', '.join(map(str, steps))})")
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {written} ({written.stat().st_size / 2**20:.1f} MiB)")

@@ -10,8 +10,8 @@ import torch
 
 from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
 from trainer.checkpoint import (
-    CheckpointError, NiceConfig, atomic_torch_save, build_networks, checkpoint_dict, infer_config, load_networks,
-    slim_checkpoint,
+    CheckpointError, NiceConfig, atomic_torch_save, average_checkpoints, build_networks, checkpoint_dict,
+    infer_config, load_networks, slim_checkpoint,
 )
 
 OFFICIAL_KEYS = {"gen2B", "gen2A", "disA", "disB", "G_optimizer", "D_optimizer", "start_iter"}
@@ -141,7 +141,7 @@ def test_slim_checkpoint_never_overwrites_its_input(tmp_path):
     source = tmp_path / "a.pt"
     atomic_torch_save(checkpoint_dict(make_trained_like(TINY), None, None, 1), source)
     before = source.read_bytes()
-    with pytest.raises(CheckpointError, match="is the input checkpoint"):
+    with pytest.raises(CheckpointError, match="is an input checkpoint"):
         slim_checkpoint(source, tmp_path / "." / "a.pt")
     assert source.read_bytes() == before
 
@@ -153,3 +153,72 @@ def test_residual_flag_is_stored_in_config_and_official_files_are_not_residual(t
     assert load_networks(path)[0].gen2B.residual
     official = save_checkpoint(make_trained_like(residual), tmp_path / "official.pt", with_config=False)
     assert not load_networks(official)[0].config.residual
+
+
+def _snapshots(tmp_path, seeds=(0, 1, 2), config=TINY) -> list:
+    paths = []
+    for seed in seeds:
+        path = tmp_path / f"params_{seed:07d}.pt"
+        atomic_torch_save(checkpoint_dict(make_trained_like(config, seed), None, None, 100 * (seed + 1)), path)
+        paths.append(path)
+    return paths
+
+
+def test_averaged_checkpoint_holds_the_mean_weights_and_top_singular_vectors(tmp_path):
+    paths = _snapshots(tmp_path)
+    out, steps = average_checkpoints(paths, tmp_path / "avg.pt", half=False)
+    assert steps == [100, 200, 300]
+    raw = torch.load(out, weights_only=True)
+    assert set(raw) == OFFICIAL_KEYS | {"config"} and raw["start_iter"] == 300
+    assert raw["config"]["averaged_steps"] == [100, 200, 300]
+    sources = [torch.load(p, weights_only=True) for p in paths]
+    for name in ("gen2B", "gen2A", "disA", "disB"):
+        for key, value in raw[name].items():
+            if key.endswith(("weight_u", "weight_v")):
+                continue
+            mean = sum(s[name][key].double() for s in sources) / 3
+            assert torch.allclose(value.double(), mean, atol=1e-6), (name, key)
+    for key in [k for k in raw["disA"] if k.endswith("weight_orig")]:
+        prefix = key[:-len("orig")]
+        weight = raw["disA"][key].double().reshape(raw["disA"][key].shape[0], -1)
+        u, v = raw["disA"][prefix + "u"].double(), raw["disA"][prefix + "v"].double()
+        sigma = torch.linalg.matrix_norm(weight, ord=2)
+        assert float(u @ weight @ v) == pytest.approx(float(sigma), rel=1e-4), key
+    nets, _ = load_networks(out)
+    assert nets.config == TINY  # the extra config key is ignored on load
+
+
+def test_averaging_refuses_other_architectures_single_files_and_its_own_inputs(tmp_path):
+    paths = _snapshots(tmp_path, seeds=(0, 1))
+    other = _snapshots(tmp_path / "x" if (tmp_path / "x").mkdir() is None else None, seeds=(5,),
+                       config=replace(TINY, n_res=1))[0]
+    with pytest.raises(CheckpointError, match="differs from .* average snapshots of one run only") as info:
+        average_checkpoints([*paths, other], tmp_path / "avg.pt")
+    assert str(other) in str(info.value)
+    with pytest.raises(CheckpointError, match="at least two checkpoints"):
+        average_checkpoints(paths[:1], tmp_path / "avg.pt")
+    before = paths[1].read_bytes()
+    with pytest.raises(CheckpointError, match="is an input checkpoint"):
+        average_checkpoints(paths, paths[1])
+    assert paths[1].read_bytes() == before and not (tmp_path / "avg.pt").exists()
+
+
+def test_export_pt_cli_averages_several_checkpoints_and_slims_one(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import cli
+    from export.translator import load_translator
+    paths = _snapshots(tmp_path, seeds=(0, 1))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["export", "pt", *map(str, paths), "-o", str(tmp_path / "avg.pt"), "--fp32"])
+    assert result.exit_code == 0, result.output
+    assert "averaged 2 checkpoints (steps 100, 200)" in result.output and "wrote" in result.output
+    translator, info = load_translator(tmp_path / "avg.pt")
+    assert info.step == 200
+    with torch.no_grad():
+        y = translator(torch.rand(1, 3, TINY.img_size, TINY.img_size) * 2 - 1)
+    assert y.shape == (1, 3, TINY.img_size, TINY.img_size) and torch.isfinite(y).all()
+    single = runner.invoke(cli, ["export", "pt", str(paths[0]), "-o", str(tmp_path / "one.pt")])
+    assert single.exit_code == 0 and "averaged" not in single.output
+    refused = runner.invoke(cli, ["export", "pt", *map(str, paths), "-o", str(paths[0])])
+    assert refused.exit_code == 1 and "is an input checkpoint" in refused.output

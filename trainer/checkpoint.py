@@ -15,7 +15,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -176,17 +176,83 @@ def checkpoint_dict(nets: NiceNetworks, g_optimizer: torch.optim.Optimizer | Non
     return ckpt
 
 
-def slim_checkpoint(source: str | os.PathLike, output: str | os.PathLike, half: bool = True) -> Path:
-    """The four networks of `source` without optimizer or training state, FP16 tensors if `half`
-    (they load into FP32 networks unchanged: the official layout and `config` are kept)."""
-    source, output = Path(source), Path(output)
-    if output.resolve() == source.resolve():
-        raise CheckpointError(f"{output}: is the input checkpoint; choose another output path")
-    nets, ckpt = load_networks(source)
-    slim = checkpoint_dict(nets, None, None, int(ckpt.get("start_iter", 0)))
+def _refuse_overwrite(sources: Sequence[Path], output: Path) -> None:
+    for source in sources:
+        if output.resolve() == source.resolve():
+            raise CheckpointError(f"{output}: is an input checkpoint; choose another output path")
+
+
+def _write_slim(nets: NiceNetworks, step: int, output: Path, half: bool, extra_config: dict[str, Any]) -> Path:
+    slim = checkpoint_dict(nets, None, None, step)
+    slim["config"].update(extra_config)
     if half:
         for name in NET_NAMES:
             slim[name] = {key: value.half() if value.is_floating_point() else value
                           for key, value in slim[name].items()}
     atomic_torch_save(slim, output)
     return output
+
+
+def slim_checkpoint(source: str | os.PathLike, output: str | os.PathLike, half: bool = True) -> Path:
+    """The four networks of `source` without optimizer or training state, FP16 tensors if `half`
+    (they load into FP32 networks unchanged: the official layout and `config` are kept)."""
+    source, output = Path(source), Path(output)
+    _refuse_overwrite([source], output)
+    nets, ckpt = load_networks(source)
+    return _write_slim(nets, int(ckpt.get("start_iter", 0)), output, half, {})
+
+
+def reestimate_spectral_vectors(state: dict[str, torch.Tensor]) -> None:
+    """Set every spectral-norm layer's `weight_u`/`weight_v` to the top singular pair of its
+    `weight_orig`, what torch's one power-iteration step per training forward converges to, so that
+    the eval-mode sigma = u.W.v is the weight's largest singular value. The sign follows the stored u."""
+    for key in [k for k in state if k.endswith(".weight_orig")]:
+        prefix = key[:-len("orig")]
+        weight = state[key].double().reshape(state[key].shape[0], -1)
+        left, _, right = torch.linalg.svd(weight, full_matrices=False)
+        u, v = left[:, 0], right[0]
+        if float(u @ state[prefix + "u"].double()) < 0:
+            u, v = -u, -v
+        state[prefix + "u"] = u.to(state[prefix + "u"].dtype)
+        state[prefix + "v"] = v.to(state[prefix + "v"].dtype)
+
+
+def average_checkpoints(sources: Sequence[str | os.PathLike], output: str | os.PathLike,
+                        half: bool = True) -> tuple[Path, list[int]]:
+    """One slim checkpoint whose weights are the mean of `sources` (snapshots of one run): Polyak
+    averaging, which smooths out a GAN's step-to-step jitter. Returns the file and the averaged steps.
+
+    Floating tensors are averaged one file at a time (a single file in memory besides the sum);
+    integer buffers are the last file's; spectral-norm vectors are re-estimated for the mean weights.
+    """
+    sources, output = [Path(p) for p in sources], Path(output)
+    if len(sources) < 2:
+        raise CheckpointError("averaging needs at least two checkpoints (snapshots of one run); "
+                              "for one file use `nicegan export pt` without averaging")
+    _refuse_overwrite(sources, output)
+    sums: dict[str, dict[str, torch.Tensor]] = {}
+    steps, first = [], None
+    for source in sources:
+        nets, ckpt = load_networks(source)
+        if first is None:
+            first = (source, nets.config)
+        elif nets.config != first[1]:
+            raise CheckpointError(f"{source}: architecture {nets.config} differs from {first[0]}'s {first[1]}; "
+                                  "average snapshots of one run only")
+        steps.append(int(ckpt.get("start_iter", 0)))
+        for name, module in nets.as_dict().items():
+            total = sums.setdefault(name, {})
+            for key, value in module.state_dict().items():
+                if value.is_floating_point():
+                    total[key] = total.get(key, 0) + value.double()
+                else:
+                    total[key] = value
+    averaged = build_networks(first[1])
+    for name, module in averaged.as_dict().items():
+        state = {key: value / len(sources) if value.is_floating_point() else value
+                 for key, value in sums[name].items()}
+        reestimate_spectral_vectors(state)
+        module.load_state_dict({key: value.to(torch.float32) if value.is_floating_point() else value
+                                for key, value in state.items()})
+        module.eval()
+    return _write_slim(averaged, max(steps), output, half, {"averaged_steps": steps}), steps
