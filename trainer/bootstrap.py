@@ -140,7 +140,7 @@ def compare_to_baseline(real: np.ndarray, fake: PerImageScores, baseline: PerIma
     return results
 
 
-def format_comparison(differences: list[Difference], baseline_dir: object, n_test: int, resamples: int,
+def format_comparison(differences: list[Difference], baseline_dir: str, n_test: int, resamples: int,
                       seed: int) -> str:
     lines = [f"vs baseline {baseline_dir}: the same {n_test} inputs; {CONFIDENCE:.0%} interval of "
              f"fake - baseline over {resamples} bootstrap resamples of the images (seed {seed})",
