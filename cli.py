@@ -150,7 +150,7 @@ def export_pt_command(checkpoints: tuple[str, ...], output: str, fp16: bool) -> 
     layout (+ config), without optimizer and training state; loads with --backend torch, export onnx
     and the official code.
 
-    Several CHECKPOINTs (snapshots of one run, e.g. runs/r/checkpoints/params_00{45..65}00.pt) are
+    Several CHECKPOINTs (snapshots of one run, e.g. runs/r/checkpoints/params_00{45..65..5}00.pt) are
     averaged weight by weight, which smooths out a GAN's step-to-step jitter (docs/MODEL.md has
     its effect on the default model); spectral-norm vectors are re-estimated for the mean weights.
     """
