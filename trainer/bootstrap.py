@@ -18,7 +18,7 @@ A resample is a vector of counts (how often each image was drawn), which keeps b
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -48,9 +48,6 @@ class Difference:
     high: float
     fake_better_share: float  # share of resamples in which fake beats baseline
     lower_is_better: bool
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def weighted_fid(real: np.ndarray, w_real: np.ndarray, fake: np.ndarray, w_fake: np.ndarray) -> float:
