@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.bootstrap import PerImageScores, compare_to_baseline, weighted_fid, weighted_mmd2
-from trainer.metrics import fid_from_features, mmd2_unbiased, polynomial_kernel
+from trainer.bootstrap import PairedScores, PerImageScores, compare_to_baseline, weighted_fid, weighted_mmd2
+from trainer.metrics import fid_from_features, kid_from_features, mmd2_unbiased, polynomial_kernel
 
 
 def _features(n: int, shift: float, seed: int, d: int = 16) -> np.ndarray:
@@ -40,7 +40,9 @@ def test_weighted_mmd2_equals_the_unbiased_mmd2_of_the_repeated_rows():
 
 
 def _compare(fake: PerImageScores, baseline: PerImageScores, real: np.ndarray) -> dict:
-    return {d.metric: d for d in compare_to_baseline(real, fake, baseline, resamples=200, progress=False)}
+    full = {"FID": tuple(fid_from_features(real, s.features) for s in (fake, baseline)),
+            "KID x100": tuple(kid_from_features(real, s.features)[0] for s in (fake, baseline))}
+    return {d.metric: d for d in compare_to_baseline(real, fake, baseline, full, resamples=200, progress=False)}
 
 
 def test_a_clear_lead_holds_in_every_resample_and_a_tie_in_none():
@@ -49,8 +51,8 @@ def test_a_clear_lead_holds_in_every_resample_and_a_tie_in_none():
     psnr = np.random.default_rng(13).uniform(15, 25, 60)
     ssim = np.random.default_rng(14).uniform(0.5, 0.9, 60)
     rows = np.arange(60)
-    fake = PerImageScores(close, psnr + 1.0, ssim, rows)
-    baseline = PerImageScores(far, psnr, ssim, rows)
+    fake = PerImageScores(close, PairedScores(rows, psnr + 1.0, ssim))
+    baseline = PerImageScores(far, PairedScores(rows, psnr, ssim))
     lead = _compare(fake, baseline, real)
     for metric in ("FID", "KID x100"):
         assert lead[metric].difference < 0 and lead[metric].high < 0 and lead[metric].fake_better_share == 1.0
@@ -72,4 +74,4 @@ def test_two_draws_of_one_distribution_get_an_interval_around_zero():
 def test_fake_and_baseline_must_describe_the_same_inputs():
     with pytest.raises(ValueError, match="differ in shape"):
         compare_to_baseline(_features(10, 0, 1), PerImageScores(_features(10, 0, 2)),
-                            PerImageScores(_features(9, 0, 3)), resamples=10, progress=False)
+                            PerImageScores(_features(9, 0, 3)), {}, resamples=10, progress=False)

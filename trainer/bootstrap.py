@@ -23,19 +23,25 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from trainer.metrics import fid_from_features, kid_from_features, polynomial_kernel
+from trainer.metrics import polynomial_kernel
 
 CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
+class PairedScores:
+    """Per-image PSNR and SSIM against a paired reference, for the images (in their folder's order)
+    that have one; `rows` are their positions in that order."""
+    rows: np.ndarray
+    psnr: np.ndarray
+    ssim: np.ndarray
+
+
+@dataclass(frozen=True)
 class PerImageScores:
-    """One folder's Inception features (n, d) and, where a paired reference exists, its per-image
-    PSNR and SSIM at the rows `paired_rows` of the features."""
+    """One folder's Inception features (n, d) and, where a paired reference exists, its PSNR/SSIM."""
     features: np.ndarray
-    psnr: np.ndarray | None = None
-    ssim: np.ndarray | None = None
-    paired_rows: np.ndarray | None = None
+    paired: PairedScores | None = None
 
 
 @dataclass(frozen=True)
@@ -93,10 +99,11 @@ def _difference(metric: str, fake: float, baseline: float, resampled: np.ndarray
 
 
 def compare_to_baseline(real: np.ndarray, fake: PerImageScores, baseline: PerImageScores,
-                        resamples: int = 1000, seed: int = 0, kid_subsets: int = 50,
-                        kid_subset_size: int = 1000, progress: bool = True) -> list[Difference]:
+                        full: dict[str, tuple[float, float]], resamples: int = 1000, seed: int = 0,
+                        progress: bool = True) -> list[Difference]:
     """FID, KID x100 and (when both have them) PSNR and SSIM of FAKE against BASELINE, whose rows
-    are the same test inputs in the same order. The full-set scores use the protocol's functions."""
+    are the same test inputs in the same order. `full` holds the protocol's full-set ("FID",
+    "KID x100") scores of (fake, baseline), which the caller has computed already."""
     if fake.features.shape != baseline.features.shape:
         raise ValueError(f"fake and baseline features differ in shape: {fake.features.shape} vs "
                          f"{baseline.features.shape}")
@@ -105,7 +112,7 @@ def compare_to_baseline(real: np.ndarray, fake: PerImageScores, baseline: PerIma
     for name, scores in (("f", fake), ("b", baseline)):
         kernels[name + name] = polynomial_kernel(scores.features, scores.features)
         kernels["r" + name] = polynomial_kernel(real, scores.features)
-    has_paired = fake.psnr is not None and baseline.psnr is not None
+    paired = (fake.paired, baseline.paired) if fake.paired and baseline.paired else None
     rng = np.random.default_rng(seed)
     rows = []
     for _ in tqdm(range(resamples), desc="bootstrap", unit="resample", disable=not progress):
@@ -115,24 +122,21 @@ def compare_to_baseline(real: np.ndarray, fake: PerImageScores, baseline: PerIma
         for name, scores in (("f", fake), ("b", baseline)):
             row += [weighted_fid(real, w_real, scores.features, w_test),
                     100 * weighted_mmd2(kernels["rr"], w_real, kernels[name + name], w_test, kernels["r" + name])]
-        if has_paired:
-            w_paired = w_test[fake.paired_rows]
+        if paired:
+            w_paired = w_test[paired[0].rows]
             if w_paired.sum() == 0:  # no paired image drawn: count the resample as a tie
                 row += [0.0, 0.0, 0.0, 0.0]
             else:
-                row += [_weighted_mean(s.psnr, w_paired) for s in (fake, baseline)]
-                row += [_weighted_mean(s.ssim, w_paired) for s in (fake, baseline)]
+                row += [_weighted_mean(s.psnr, w_paired) for s in paired]
+                row += [_weighted_mean(s.ssim, w_paired) for s in paired]
         rows.append(row)
     table = np.array(rows)
-    full = {name: (fid_from_features(real, s.features),
-                   kid_from_features(real, s.features, kid_subsets, kid_subset_size, seed)[0])
-            for name, s in (("f", fake), ("b", baseline))}
-    results = [_difference("FID", full["f"][0], full["b"][0], table[:, [0, 2]], True),
-               _difference("KID x100", full["f"][1], full["b"][1], table[:, [1, 3]], True)]
-    if has_paired:
-        results += [_difference("PSNR (dB)", float(fake.psnr.mean()), float(baseline.psnr.mean()),
+    results = [_difference("FID", *full["FID"], table[:, [0, 2]], True),
+               _difference("KID x100", *full["KID x100"], table[:, [1, 3]], True)]
+    if paired:
+        results += [_difference("PSNR (dB)", float(paired[0].psnr.mean()), float(paired[1].psnr.mean()),
                                 table[:, [4, 5]], False),
-                    _difference("SSIM", float(fake.ssim.mean()), float(baseline.ssim.mean()),
+                    _difference("SSIM", float(paired[0].ssim.mean()), float(paired[1].ssim.mean()),
                                 table[:, [6, 7]], False)]
     return results
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from trainer.bootstrap import Difference, PerImageScores, compare_to_baseline, format_comparison
+from trainer.bootstrap import Difference, PairedScores, PerImageScores, compare_to_baseline, format_comparison
 from trainer.metrics import (PROTOCOL, SSIM_DEFINITION, Extractor, MetricsError, capped_subset_size,
                              extract_features, fid_from_features, kid_from_features, list_folder_images,
                              load_extractor, psnr, read_rgb, ssim)
@@ -41,15 +41,6 @@ class EvalResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class PairedScores:
-    """Per-image PSNR and SSIM against the reference, for the fake images (in their folder's order)
-    that have a reference; `rows` are their positions in that order."""
-    rows: np.ndarray
-    psnr: np.ndarray
-    ssim: np.ndarray
 
 
 def paired_scores(fake: dict[str, Path], reference: dict[str, Path], reference_dir: Path,
@@ -85,12 +76,12 @@ def baseline_in_fake_order(fake: dict[str, Path], baseline: dict[str, Path], bas
 
 
 def _per_image_scores(extractor: Extractor, files: dict[str, Path], reference: dict[str, Path] | None,
-                      paired_ref: Path | None, batch_size: int, label: str, progress: bool,
-                      ) -> tuple[np.ndarray, PairedScores | None]:
+                      paired_ref: Path | None, batch_size: int, label: str, progress: bool) -> PerImageScores:
     paired = None
     if reference is not None:
         paired = paired_scores(files, reference, paired_ref, progress, f"{label} PSNR/SSIM")
-    return extract_features(extractor, list(files.values()), batch_size, f"{label} features", progress), paired
+    features = extract_features(extractor, list(files.values()), batch_size, f"{label} features", progress)
+    return PerImageScores(features, paired)
 
 
 def evaluate_folders(real_dir: Path, fake_dir: Path, paired_ref: Path | None = None,
@@ -106,32 +97,30 @@ def evaluate_folders(real_dir: Path, fake_dir: Path, paired_ref: Path | None = N
         base_files = baseline_in_fake_order(fake_files, list_folder_images(Path(baseline_dir)), Path(baseline_dir))
     reference = list_folder_images(Path(paired_ref)) if paired_ref else None
     extractor = load_extractor(inception_weights, device)
-    fake, fake_paired = _per_image_scores(extractor, fake_files, reference, paired_ref, batch_size, "fake", progress)
+    fake = _per_image_scores(extractor, fake_files, reference, paired_ref, batch_size, "fake", progress)
     real = extract_features(extractor, list(real_files.values()), batch_size, "real features", progress)
-    kid_mean, kid_std = kid_from_features(real, fake, kid_subsets, kid_subset_size, seed)
+
+    def fid_and_kid(features: np.ndarray) -> tuple[float, float, float]:
+        return (fid_from_features(real, features),
+                *kid_from_features(real, features, kid_subsets, kid_subset_size, seed))
+
+    fid, kid_mean, kid_std = fid_and_kid(fake.features)
     result = EvalResult(
-        n_real=len(real), n_fake=len(fake), fid=fid_from_features(real, fake), kid_x100=kid_mean,
+        n_real=len(real), n_fake=len(fake.features), fid=fid, kid_x100=kid_mean,
         kid_x100_std=kid_std, kid_subsets=kid_subsets,
-        kid_subset_size=capped_subset_size(len(real), len(fake), kid_subset_size),
+        kid_subset_size=capped_subset_size(len(real), len(fake.features), kid_subset_size),
         feature_dim=real.shape[1], extractor=str(extractor.path), extractor_sha256=extractor.sha256, seed=seed)
-    if fake_paired is not None:
-        result.n_paired = len(fake_paired.rows)
-        result.psnr, result.ssim = float(fake_paired.psnr.mean()), float(fake_paired.ssim.mean())
+    if fake.paired is not None:
+        result.n_paired = len(fake.paired.rows)
+        result.psnr, result.ssim = float(fake.paired.psnr.mean()), float(fake.paired.ssim.mean())
         result.ssim_definition = SSIM_DEFINITION
     if base_files is not None:
-        base, base_paired = _per_image_scores(extractor, base_files, reference, paired_ref, batch_size,
-                                              "baseline", progress)
-        result.vs_baseline = compare_to_baseline(real, _as_per_image(fake, fake_paired),
-                                                 _as_per_image(base, base_paired), resamples, seed,
-                                                 kid_subsets, kid_subset_size, progress)
+        base = _per_image_scores(extractor, base_files, reference, paired_ref, batch_size, "baseline", progress)
+        base_fid, base_kid, _ = fid_and_kid(base.features)
+        full = {"FID": (fid, base_fid), "KID x100": (kid_mean, base_kid)}
+        result.vs_baseline = compare_to_baseline(real, fake, base, full, resamples, seed, progress)
         result.baseline, result.bootstrap_resamples = str(baseline_dir), resamples
     return result
-
-
-def _as_per_image(features: np.ndarray, paired: PairedScores | None) -> PerImageScores:
-    if paired is None:
-        return PerImageScores(features)
-    return PerImageScores(features, paired.psnr, paired.ssim, paired.rows)
 
 
 def _kid_row(result: EvalResult) -> tuple[str, str, str]:
