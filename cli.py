@@ -340,18 +340,22 @@ def info_command(model: str, backend: str) -> None:
               help="Crop size in px; 128 keeps CPU training of the light model practical.")
 @click.option("--train-count", default=1000, show_default=True, help="Images per training domain.")
 @click.option("--test-count", default=150, show_default=True, help="Images per test domain.")
+@click.option("--val-count", default=150, show_default=True,
+              help="Images per validation domain (valA, valB, valA_teacher): more crops of the training "
+                   "photos, never trained on; adding them to an older build keeps its other folders.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--teacher", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="CycleGAN generator .pth for domain B [default: vintagify's G_A2B_epoch33.pth].")
 @click.option("--teacher-scale", default=2, show_default=True,
               help="The teacher runs at size x this, then its output is downscaled.")
 @click.option("--device", default="cpu", show_default=True)
-def data_command(out_root: Path, size: int, train_count: int, test_count: int, seed: int,
+def data_command(out_root: Path, size: int, train_count: int, test_count: int, val_count: int, seed: int,
                  teacher: Path | None, teacher_scale: int, device: str) -> None:
     """Build the offline "photo -> vintage" dataset in OUT_ROOT (resumable)."""
     from trainer.offline_data import DatasetBuildError, build_dataset
     try:
-        counts = build_dataset(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale)
+        counts = build_dataset(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale,
+                               val_count=val_count)
     except DatasetBuildError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(" ".join(f"{folder}={n}" for folder, n in counts.items()) + f"; sources: {out_root / 'SOURCES.md'}")
@@ -378,9 +382,10 @@ def data_command(out_root: Path, size: int, train_count: int, test_count: int, s
               help="Bootstrap resamples of the test images for --baseline.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the scores to this JSON file.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (logs, CI).")
 def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, inception_weights: Path | None,
                  kid_subsets: int, kid_subset_size: int, batch_size: int, device: str, seed: int,
-                 baseline_dir: Path | None, resamples: int, json_out: Path | None) -> None:
+                 baseline_dir: Path | None, resamples: int, json_out: Path | None, no_progress: bool) -> None:
     """FID and KID x100 (NICE-GAN protocol) between REAL_DIR and FAKE_DIR; PSNR/SSIM with --paired-ref.
 
     With small test sets a lead of a few FID points can be noise: --baseline resamples the test
@@ -390,8 +395,8 @@ def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, incept
     from trainer.metrics import MetricsError
     try:
         result = evaluate_folders(real_dir, fake_dir, paired_ref, inception_weights, kid_subsets,
-                                  kid_subset_size, batch_size, device, seed, baseline_dir=baseline_dir,
-                                  resamples=resamples)
+                                  kid_subset_size, batch_size, device, seed, progress=not no_progress,
+                                  baseline_dir=baseline_dir, resamples=resamples)
     except MetricsError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_table(result, real_dir, fake_dir, paired_ref))

@@ -147,8 +147,10 @@ def test_eval_cli_end_to_end_with_a_tiny_extractor(folders, tiny_extractor, tmp_
     out = tmp_path / "scores.json"
     result = CliRunner().invoke(cli, ["eval", str(folders["real"]), str(folders["fake"]), "--paired-ref",
                                       str(folders["ref"]), "--inception-weights", str(tiny_extractor),
-                                      "--kid-subsets", "4", "--batch-size", "4", "--json", str(out)])
+                                      "--kid-subsets", "4", "--batch-size", "4", "--json", str(out),
+                                      "--no-progress"])
     assert result.exit_code == 0, result.output
+    assert "features:" not in result.output  # no progress bar
     scores = json.loads(out.read_text())
     real, fake = _features_by_hand(tiny_extractor, folders["real"]), _features_by_hand(tiny_extractor, folders["fake"])
     assert scores["n_real"] == scores["n_fake"] == scores["n_paired"] == 6 and scores["feature_dim"] == 8

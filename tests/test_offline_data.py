@@ -51,8 +51,9 @@ def sources(clip):
 def built(tmp_path_factory, stand_in_teacher, sources) -> Path:
     root = tmp_path_factory.mktemp("vintage")
     counts = build_dataset(root, SIZE, train_count=8, test_count=4, seed=3, teacher_path=stand_in_teacher,
-                           sources=sources, progress=False)
-    assert counts == {"trainA": 8, "trainB": 8, "testA": 4, "testB": 4, "testA_teacher": 4}
+                           sources=sources, progress=False, val_count=3)
+    assert counts == {"trainA": 8, "trainB": 8, "testA": 4, "testB": 4, "valA": 3, "valB": 3,
+                      "testA_teacher": 4, "valA_teacher": 3}
     return root
 
 
@@ -60,7 +61,7 @@ def _plan(sources, seed=3):
     frames = {s.name: s.load() for s in sources}
     shapes = {n: [f.shape[:2] for f in fs] for n, fs in frames.items()}
     split_of = split_photos(sources, seed)
-    counts = {"trainA": 8, "trainB": 8, "testA": 4, "testB": 4}
+    counts = {"trainA": 8, "trainB": 8, "testA": 4, "testB": 4, "valA": 3, "valB": 3}
     return frames, split_of, plan_crops(shapes, sources, split_of, counts, seed)
 
 
@@ -69,29 +70,36 @@ def _read(path: Path) -> np.ndarray:
 
 
 def test_layout_pairs_and_sources_file(built, sources):
-    for folder in ("trainA", "trainB", "testA", "testB", "testA_teacher"):
+    for folder in ("trainA", "trainB", "testA", "testB", "testA_teacher", "valA", "valB", "valA_teacher"):
         images = [_read(p) for p in (built / folder).glob("*.png")]
         assert images and all(im.shape == (SIZE, SIZE, 3) for im in images)
     test_a = sorted(p.name for p in (built / "testA").glob("*.png"))
     assert test_a == sorted(p.name for p in (built / "testA_teacher").glob("*.png"))
+    val_a = sorted(p.name for p in (built / "valA").glob("*.png"))
+    assert val_a == sorted(p.name for p in (built / "valA_teacher").glob("*.png"))
     text = (built / "SOURCES.md").read_text()
-    assert all(s.name in text for s in sources) and "| **total** | | | | | 8 | 8 | 4 | 4 |" in text
+    assert all(s.name in text for s in sources) and "| **total** | | | | | 8 | 8 | 4 | 4 | 3 | 3 |" in text
     assert json.loads((built / "build.json").read_text())["seed"] == 3
 
 
 def test_train_and_test_never_share_pixels(sources):
+    """Validation crops come from the training photos and frames, in windows no other folder uses."""
     _, split_of, plan = _plan(sources)
-    train_photos = {c.source for c in plan if c.folder.startswith("train") and split_of[c.source] != "both"}
+    seen = [c for c in plan if not c.folder.startswith("test")]  # train and validation
+    train_photos = {c.source for c in seen if split_of[c.source] != "both"}
     test_photos = {c.source for c in plan if c.folder.startswith("test") and split_of[c.source] != "both"}
     assert train_photos and test_photos and not train_photos & test_photos
-    video_train = {c.frame for c in plan if c.source == "test-pan" and c.folder.startswith("train")}
+    assert {c.source for c in plan if c.folder.startswith("val")} <= train_photos | {"test-pan"}
+    video_train = {c.frame for c in seen if c.source == "test-pan"}
     video_test = {c.frame for c in plan if c.source == "test-pan" and c.folder.startswith("test")}
     assert not video_train & video_test
     if video_train and video_test:
         assert max(video_train) < min(video_test)
     windows = {f: {(c.source, c.frame, c.y, c.x, c.side) for c in plan if c.folder == f}
-               for f in ("trainA", "trainB", "testA", "testB")}
-    assert not windows["trainA"] & windows["trainB"] and not windows["testA"] & windows["testB"]
+               for f in ("trainA", "trainB", "testA", "testB", "valA", "valB")}
+    train_and_val = [windows[f] for f in ("trainA", "trainB", "valA", "valB")]
+    assert sum(map(len, train_and_val)) == len(set().union(*train_and_val))
+    assert not windows["testA"] & windows["testB"]
 
 
 def test_split_is_stratified_per_package(sources):
@@ -105,13 +113,14 @@ def test_split_is_stratified_per_package(sources):
 def test_files_hold_the_planned_crops_and_teacher_outputs(built, sources, stand_in_teacher):
     frames, _, plan = _plan(sources)
     teacher = load_teacher(stand_in_teacher, "cpu")
-    crop = next(c for c in plan if c.folder == "testA")
-    window = frames[crop.source][crop.frame][crop.y:crop.y + crop.side, crop.x:crop.x + crop.side]
-    expected_real = cv2.resize(window, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-    assert np.array_equal(_read(built / "testA" / crop.file_name), expected_real)
-    taught = _read(built / "testA_teacher" / crop.file_name)
-    assert np.array_equal(taught, run_teacher(teacher, [window], SIZE, 2 * SIZE, "cpu")[0])
-    assert np.abs(taught.astype(int) - expected_real).mean() > 5  # the teacher changed the image
+    for folder in ("testA", "valA"):
+        crop = next(c for c in plan if c.folder == folder)
+        window = frames[crop.source][crop.frame][crop.y:crop.y + crop.side, crop.x:crop.x + crop.side]
+        expected_real = cv2.resize(window, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+        assert np.array_equal(_read(built / folder / crop.file_name), expected_real)
+        taught = _read(built / f"{folder}_teacher" / crop.file_name)
+        assert np.array_equal(taught, run_teacher(teacher, [window], SIZE, 2 * SIZE, "cpu")[0])
+        assert np.abs(taught.astype(int) - expected_real).mean() > 5  # the teacher changed the image
 
 
 def test_resume_rewrites_only_missing_files(built, sources, stand_in_teacher):
@@ -121,7 +130,7 @@ def test_resume_rewrites_only_missing_files(built, sources, stand_in_teacher):
     for p in removed:
         p.unlink()
     (built / "trainA" / ".stale.tmp.png").write_bytes(b"partial")
-    build_dataset(built, SIZE, 8, 4, 3, stand_in_teacher, sources=sources, progress=False)
+    build_dataset(built, SIZE, 8, 4, 3, stand_in_teacher, sources=sources, progress=False, val_count=3)
     assert not list(built.glob("*/.*.tmp.png"))  # an interrupted write is cleaned up
     for p in files:
         assert np.array_equal(_read(p), before[p][1])
@@ -131,7 +140,23 @@ def test_resume_rewrites_only_missing_files(built, sources, stand_in_teacher):
 
 def test_other_options_refuse_to_mix_into_an_existing_dataset(built, sources, stand_in_teacher):
     with pytest.raises(DatasetBuildError, match="build into a new folder"):
-        build_dataset(built, SIZE, 8, 4, seed=4, teacher_path=stand_in_teacher, sources=sources, progress=False)
+        build_dataset(built, SIZE, 8, 4, seed=4, teacher_path=stand_in_teacher, sources=sources, progress=False,
+                      val_count=3)
+
+
+def test_a_build_without_validation_folders_is_extended(tmp_path, sources, stand_in_teacher):
+    """A build made before the validation split gains valA/valB/valA_teacher and keeps every file."""
+    build_dataset(tmp_path, SIZE, 8, 4, 3, stand_in_teacher, sources=sources, progress=False, val_count=0)
+    manifest = json.loads((tmp_path / "build.json").read_text())
+    del manifest["counts"]["valA"], manifest["counts"]["valB"]
+    (tmp_path / "build.json").write_text(json.dumps(manifest))
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/*.png")}
+    counts = build_dataset(tmp_path, SIZE, 8, 4, 3, stand_in_teacher, sources=sources, progress=False, val_count=3)
+    assert counts["valA"] == counts["valB"] == counts["valA_teacher"] == 3 and counts["trainA"] == 8
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+    assert json.loads((tmp_path / "build.json").read_text())["counts"]["valA"] == 3
+    with pytest.raises(DatasetBuildError, match="build into a new folder"):  # only an extension is accepted
+        build_dataset(tmp_path, SIZE, 8, 4, 3, stand_in_teacher, sources=sources, progress=False, val_count=2)
 
 
 def test_wallpaper_sources_pick_largest_image_and_licence(tmp_path):
@@ -161,9 +186,9 @@ def test_wallpaper_sources_pick_largest_image_and_licence(tmp_path):
 def test_cli_builds_from_installed_sources(tmp_path, stand_in_teacher):
     out = tmp_path / "ds"
     result = CliRunner().invoke(cli, ["data", str(out), "--size", "32", "--train-count", "2", "--test-count", "2",
-                                      "--teacher", str(stand_in_teacher)])
+                                      "--val-count", "1", "--teacher", str(stand_in_teacher)])
     assert result.exit_code == 0, result.output
-    assert "trainA=2 trainB=2 testA=2 testB=2 testA_teacher=2" in result.output
+    assert "trainA=2 trainB=2 testA=2 testB=2 testA_teacher=2 valA=1 valB=1 valA_teacher=1" in result.output
     assert "skimage-coffee" in (out / "SOURCES.md").read_text()
 
 

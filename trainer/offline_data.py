@@ -6,6 +6,10 @@ installed is used. Domain B is a disjoint set of crops passed through a CycleGAN
 (vintagify's pretrained ResNet-9 generator by default). Test crops of A also get the teacher's
 output, in `testA_teacher/` under the same file name, as a paired pseudo ground truth.
 
+A validation split (`valA/`, `valA_teacher/`, `valB/`) holds further crops of the training photos,
+windows that no other folder uses, and is never read by the trainer: it scores a model on the
+content it was trained on, where the test split scores it on photos it never saw.
+
 Split: a still photo belongs wholly to train or to test (split by source image, stratified per
 package); a video is split by time (first 75 % of its frames train, last 20 % test, a 5 % gap), so
 no pixel of a test crop was ever seen in training.
@@ -31,7 +35,10 @@ from tqdm import tqdm
 from trainer.checkpoint import file_sha256
 from trainer.cyclegan import load_cyclegan_generator
 
-SPLIT_DIRS = ("trainA", "trainB", "testA", "testB", "testA_teacher")
+PLANNED_DIRS = ("trainA", "trainB", "testA", "testB", "valA", "valB")  # planning order fixes each crop
+PAIRED_DIRS = {"testA": "testA_teacher", "valA": "valA_teacher"}  # A folder -> its teacher outputs
+VAL_DIRS = ("valA", "valB")
+SPLIT_DIRS = ("trainA", "trainB", "testA", "testB", "testA_teacher", "valA", "valB", "valA_teacher")
 TEST_PHOTO_FRACTION = 0.2
 VIDEO_TRAIN_END, VIDEO_TEST_START = 0.75, 0.80
 VIDEO_FRAME_STEP = 2  # neighbouring frames are near duplicates
@@ -74,7 +81,7 @@ class Crop:
     y: int
     x: int
     side: int
-    folder: str  # one of SPLIT_DIRS (testA crops also go to testA_teacher)
+    folder: str  # one of PLANNED_DIRS (testA and valA crops also go to PAIRED_DIRS)
     index: int
 
     @property
@@ -260,11 +267,12 @@ def frame_range(n_frames: int, split: str, is_video: bool) -> range:
 def plan_crops(shapes: dict[str, list[tuple[int, int]]], sources: Sequence[Source], split_of: dict[str, str],
                counts: dict[str, int], seed: int) -> list[Crop]:
     """Random square windows for every output folder; no window is used twice, so the crops of
-    trainA and trainB (and of testA and testB) are disjoint sets. `shapes[name]` = (h, w) per frame."""
+    trainA, trainB, valA and valB (and of testA and testB) are disjoint sets; the validation folders
+    draw from the training photos and frames. `shapes[name]` = (h, w) per frame."""
     by_name = {s.name: s for s in sources}
     used: set[tuple[str, int, int, int, int]] = set()
     plan = []
-    for folder_index, folder in enumerate(("trainA", "trainB", "testA", "testB")):
+    for folder_index, folder in enumerate(PLANNED_DIRS):
         split = folder[:-1] if folder.startswith("test") else "train"
         pool = sorted(n for n, where in split_of.items() if where in (split, "both"))
         if not pool:
@@ -272,7 +280,7 @@ def plan_crops(shapes: dict[str, list[tuple[int, int]]], sources: Sequence[Sourc
                                     "install scikit-image or the wallpaper packages (see docs/DATA.md)")
         rng = np.random.default_rng([seed, folder_index])
         index = 0
-        while index < counts[folder]:
+        while index < counts.get(folder, 0):
             name = pool[rng.integers(len(pool))]
             frames = frame_range(len(shapes[name]), split, by_name[name].is_video)
             frame = int(frames[rng.integers(len(frames))])
@@ -346,20 +354,24 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def _outputs(crop: Crop, root: Path) -> list[Path]:
     paths = [root / crop.folder / crop.file_name]
-    if crop.folder == "testA":
-        paths.append(root / "testA_teacher" / crop.file_name)
+    if crop.folder in PAIRED_DIRS:
+        paths.append(root / PAIRED_DIRS[crop.folder] / crop.file_name)
     return paths
 
 
 def _check_or_write_manifest(root: Path, manifest: dict) -> None:
-    """A resumed build must use the same plan, or the folders would mix two datasets."""
+    """A resumed build must use the same plan, or the folders would mix two datasets. A build made
+    before the validation split existed is the same plan without its validation folders, so it is
+    extended rather than refused."""
     path = root / "build.json"
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
-        if previous != manifest:
+        if previous == manifest:
+            return
+        without_val = {**manifest, "counts": {k: v for k, v in manifest["counts"].items() if k not in VAL_DIRS}}
+        if previous != without_val:
             raise DatasetBuildError(f"{root} holds a dataset built with other options or sources "
                                     f"(see {path}); build into a new folder")
-        return
     write_text_atomic(path, json.dumps(manifest, indent=2) + "\n")
 
 
@@ -375,14 +387,16 @@ def sources_markdown(sources: Sequence[Source], split_of: dict[str, str], plan: 
         "Built by `nicegan data` (nicegan/trainer/offline_data.py). Domain A: crops of real photos and "
         "video frames. Domain B: a disjoint set of crops passed through the teacher "
         f"`{teacher}` (sha256 {manifest['teacher_sha256']}). `testA_teacher/` holds the teacher's output "
-        "for each `testA/` crop (same file name): a paired pseudo ground truth for PSNR/SSIM.", "",
+        "for each `testA/` crop (same file name): a paired pseudo ground truth for PSNR/SSIM; "
+        "`valA_teacher/` does the same for `valA/`, further crops of the training photos that training "
+        "never reads.", "",
         f"Crop size {manifest['size']} px, teacher run at {manifest['teacher_size']} px, seed {manifest['seed']}. "
         "Split: by source image for photos, by time for videos (first 75 % of the frames train, "
         "last 20 % test).", "",
-        "| source | package | origin | licence | split | trainA | trainB | testA | testB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| source | package | origin | licence | split | " + " | ".join(PLANNED_DIRS) + " |",
+        "|---|---|---|---|---|" + "---|" * len(PLANNED_DIRS),
     ]
-    totals = {f: 0 for f in ("trainA", "trainB", "testA", "testB")}
+    totals = {f: 0 for f in PLANNED_DIRS}
     for source in sources:
         row = {f: sum(1 for c in plan if c.source == source.name and c.folder == f) for f in totals}
         for f in totals:
@@ -399,9 +413,9 @@ def sources_markdown(sources: Sequence[Source], split_of: dict[str, str], plan: 
 def build_dataset(out_root: Path, size: int = 128, train_count: int = 1000, test_count: int = 150,
                   seed: int = 0, teacher_path: Path | None = None, device: str = "cpu",
                   teacher_scale: int = 2, sources: Sequence[Source] | None = None,
-                  progress: bool = True) -> dict[str, int]:
-    """Build (or resume) DATA_ROOT/{trainA,trainB,testA,testB,testA_teacher} and SOURCES.md.
-    Returns the number of images per folder."""
+                  progress: bool = True, val_count: int = 150) -> dict[str, int]:
+    """Build (or resume) DATA_ROOT/{trainA,trainB,testA,testB,testA_teacher,valA,valB,valA_teacher}
+    and SOURCES.md. Returns the number of images per folder."""
     if size % 4 or size < 32:
         raise DatasetBuildError(f"--size {size}: use a multiple of 4, at least 32")
     teacher_path = Path(teacher_path) if teacher_path else default_teacher_path()
@@ -415,7 +429,8 @@ def build_dataset(out_root: Path, size: int = 128, train_count: int = 1000, test
     frames = {s.name: s.load() for s in tqdm(sources, desc="loading sources", disable=not progress)}
     shapes = {name: [f.shape[:2] for f in fs] for name, fs in frames.items()}
     split_of = split_photos(sources, seed)
-    counts = {"trainA": train_count, "trainB": train_count, "testA": test_count, "testB": test_count}
+    counts = {"trainA": train_count, "trainB": train_count, "testA": test_count, "testB": test_count,
+              "valA": val_count, "valB": val_count}
     plan = plan_crops(shapes, sources, split_of, counts, seed)
 
     manifest = {"size": size, "teacher_size": size * teacher_scale, "seed": seed, "counts": counts,
@@ -436,12 +451,11 @@ def build_dataset(out_root: Path, size: int = 128, train_count: int = 1000, test
             taught = dict(zip(needs_teacher, run_teacher(teacher, [windows[i] for i in needs_teacher],
                                                          size, size * teacher_scale, device)))
             for i, crop in enumerate(batch):
-                real = _resize(windows[i], size)
-                if crop.folder in ("trainA", "testA"):
-                    write_png_atomic(out_root / crop.folder / crop.file_name, real)
-                if crop.folder == "testA":
-                    write_png_atomic(out_root / "testA_teacher" / crop.file_name, taught[i])
-                elif crop.folder != "trainA":
+                if crop.folder.endswith("A"):
+                    write_png_atomic(out_root / crop.folder / crop.file_name, _resize(windows[i], size))
+                if crop.folder in PAIRED_DIRS:
+                    write_png_atomic(out_root / PAIRED_DIRS[crop.folder] / crop.file_name, taught[i])
+                elif crop.folder.endswith("B"):
                     write_png_atomic(out_root / crop.folder / crop.file_name, taught[i])
                 bar.update(1)
 
