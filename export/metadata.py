@@ -26,6 +26,7 @@ class ModelInfo:
     source_sha256: str = ""
     step: int = 0
     scale: int = 1                 # the graph runs its network at scale x the input size (export --scale)
+    averaged_steps: str = ""       # "7000,7500,...": the weights are the mean of these snapshots (export pt)
 
     def to_metadata(self) -> dict[str, str]:
         return {PREFIX + k: _encode(v) for k, v in asdict(self).items()}

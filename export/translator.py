@@ -191,7 +191,8 @@ def load_translator(path: str | os.PathLike, direction: str = "a2b", default_img
     config = nets.config
     info = ModelInfo(arch="nicegan", direction=direction, light=config.light, img_size=config.img_size,
                      io="float", precision="fp32", dynamic_hw=config.light, size_multiple=SIZE_MULTIPLE,
-                     source_sha256=file_sha256(path), step=int(ckpt.get("start_iter", 0)), scale=scale)
+                     source_sha256=file_sha256(path), step=int(ckpt.get("start_iter", 0)), scale=scale,
+                     averaged_steps=",".join(map(str, (ckpt.get("config") or {}).get("averaged_steps", []))))
     if scale > 1 and not config.light:
         raise TranslatorError(f"{path}: a full (non-light) model runs at its training size only; drop --scale")
     return _rescaled(_nice_translator(nets, direction), scale), info

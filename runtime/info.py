@@ -17,7 +17,7 @@ def describe_model(model_path: str | os.PathLike, backend: str = "auto") -> list
     lines = [f"model: {path} ({path.stat().st_size / 1e6:.1f} MB)",
              f"backend: {kind} ({why}), device: {device}",
              "metadata:"]
-    lines += [f"  {key}: {value}" for key, value in asdict(info).items()]
+    lines += [f"  {key}: {value}" for key, value in asdict(info).items() if value != ""]
     lines.append("I/O:")
     lines += [f"  {line}" for line in io_lines]
     lines.append("sizes: " + (f"any H, W (padded by reflection to a multiple of {info.size_multiple})"

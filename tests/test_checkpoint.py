@@ -214,11 +214,12 @@ def test_export_pt_cli_averages_several_checkpoints_and_slims_one(tmp_path):
     assert result.exit_code == 0, result.output
     assert "averaged 2 checkpoints (steps 100, 200)" in result.output and "wrote" in result.output
     translator, info = load_translator(tmp_path / "avg.pt")
-    assert info.step == 200
+    assert info.step == 200 and info.averaged_steps == "100,200"
     with torch.no_grad():
         y = translator(torch.rand(1, 3, TINY.img_size, TINY.img_size) * 2 - 1)
     assert y.shape == (1, 3, TINY.img_size, TINY.img_size) and torch.isfinite(y).all()
     single = runner.invoke(cli, ["export", "pt", str(paths[0]), "-o", str(tmp_path / "one.pt")])
     assert single.exit_code == 0 and "averaged" not in single.output
+    assert load_translator(tmp_path / "one.pt")[1].averaged_steps == ""
     refused = runner.invoke(cli, ["export", "pt", *map(str, paths), "-o", str(paths[0])])
     assert refused.exit_code == 1 and "is an input checkpoint" in refused.output
