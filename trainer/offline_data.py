@@ -280,7 +280,7 @@ def plan_crops(shapes: dict[str, list[tuple[int, int]]], sources: Sequence[Sourc
                                     "install scikit-image or the wallpaper packages (see docs/DATA.md)")
         rng = np.random.default_rng([seed, folder_index])
         index = 0
-        while index < counts.get(folder, 0):
+        while index < counts[folder]:
             name = pool[rng.integers(len(pool))]
             frames = frame_range(len(shapes[name]), split, by_name[name].is_video)
             frame = int(frames[rng.integers(len(frames))])
