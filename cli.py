@@ -342,7 +342,7 @@ def info_command(model: str, backend: str) -> None:
 @click.option("--test-count", default=150, show_default=True, help="Images per test domain.")
 @click.option("--val-count", default=150, show_default=True,
               help="Images per validation domain (valA, valB, valA_teacher): more crops of the training "
-                   "photos, never trained on; adding them to an older build keeps its other folders.")
+                   "photos in windows no other folder uses; adding them to an older build keeps its other folders.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--teacher", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="CycleGAN generator .pth for domain B [default: vintagify's G_A2B_epoch33.pth].")
