@@ -1,18 +1,43 @@
-"""nicegan command line: thin click commands, each calling one function of a package."""
+"""nicegan command line: thin click commands, each calling one function of a package.
+
+User errors (every nicegan.errors.NiceganError) are caught once, in `NiceganGroup`, and printed as
+one line; the commands import their packages lazily, so `--help` is fast and the runtime commands
+work without torch.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
+from nicegan.errors import NiceganError
+
 SCALE_RANGE = click.IntRange(1, 4)  # export.translator.SCALES; not imported, so --help stays fast
+BACKEND_CHOICE = click.Choice(["auto", "tensorrt", "onnxruntime", "torch"])
+CODEC_HELP = ("Video codec: a fourcc [default: mp4v (MPEG-4 Part 2) for .mp4/.mkv/.mov, XVID (the same codec) "
+              "for .avi, VP80 for .webm], or h264: browser-playable H.264, needs an ffmpeg executable.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class NiceganGroup(click.Group):
+    """The one place where a user error becomes a one-line message and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NiceganError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=NiceganGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="nicegan")
 def cli() -> None:
     """NICE-GAN unpaired image-to-image translation: train, export to ONNX/TensorRT, translate
     videos, cameras and image folders."""
+
+
+def main() -> None:
+    """The `nicegan` console script and `python -m nicegan.cli`."""
+    cli()
 
 
 # --- training -----------------------------------------------------------------------------
@@ -29,7 +54,8 @@ def cli() -> None:
                    "--load-size 128) runs at the full size.")
 @click.option("--ch", default=64, show_default=True, help="Base channel count.")
 @click.option("--n-res", default=6, show_default=True, help="Residual blocks in each generator.")
-@click.option("--n-dis", default=7, show_default=True, help="Discriminator depth (>= 6).")
+@click.option("--n-dis", default=0, show_default="7, or the deepest that --img-size fits",
+              help="Discriminator depth (>= 6; 6 needs crops of at least 48 px, 7 of 96).")
 @click.option("--light/--full", default=True, show_default=True, help="Light generator (the paper's model).")
 @click.option("--residual", is_flag=True,
               help="Generators decode a change that is added to their input image, so its fine detail passes "
@@ -70,15 +96,11 @@ def cli() -> None:
 def train_command(ctx: click.Context, data_root: str, out: str, **kwargs) -> None:
     """Train NICE-GAN on DATA_ROOT/{trainA,trainB,testA,testB}.
 
-    Multi-GPU: torchrun --nproc_per_node=N -m cli train DATA_ROOT --out RUN_DIR ... (batch size per GPU)."""
-    from trainer.checkpoint import CheckpointError
-    from trainer.data import DataError
-    from trainer.loop import TrainError, TrainOptions, train
+    Multi-GPU: torchrun --nproc_per_node=N -m nicegan.cli train DATA_ROOT --out RUN_DIR ... (batch size per GPU)."""
+    from nicegan.trainer.loop import TrainOptions, train
     explicit = {name for name in kwargs if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     try:
         result = train(TrainOptions(data_root=data_root, out=out, **kwargs), explicit)
-    except (TrainError, DataError, CheckpointError) as exc:
-        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         raise click.ClickException("aborted by a second Ctrl-C; the last saved latest.pt is intact") from None
     if result.checkpoint is not None:  # rank 0 only
@@ -127,15 +149,11 @@ def export_onnx_command(checkpoint: str, output: str | None, direction: str, io:
                         width: int | None, img_size: int, scale: int, no_simplify: bool, no_parity: bool,
                         parity_images: tuple[str, ...]) -> None:
     """Export CHECKPOINT (NICE-GAN .pt or CycleGAN generator .pth) to ONNX, checked against PyTorch."""
-    from export.to_onnx import ExportError, export_onnx
-    from export.translator import TranslatorError
-    try:
-        report = export_onnx(checkpoint, output, direction=direction, io=io, target=target, opset=opset,
-                             fp16=fp16, batch=batch, height=height, width=width, simplify=not no_simplify,
-                             parity=not no_parity, real_images=list(parity_images) or None,
-                             default_img_size=img_size, scale=scale, log=click.echo)
-    except (ExportError, TranslatorError) as exc:
-        raise click.ClickException(str(exc)) from None
+    from nicegan.export.to_onnx import export_onnx
+    report = export_onnx(checkpoint, output, direction=direction, io=io, target=target, opset=opset,
+                         fp16=fp16, batch=batch, height=height, width=width, simplify=not no_simplify,
+                         parity=not no_parity, real_images=list(parity_images) or None,
+                         default_img_size=img_size, scale=scale, log=click.echo)
     click.echo(f"wrote {report.output}")
 
 
@@ -154,15 +172,12 @@ def export_pt_command(checkpoints: tuple[str, ...], output: str, fp16: bool) -> 
     averaged weight by weight, which smooths out a GAN's step-to-step jitter (docs/MODEL.md has
     its effect on the default model); spectral-norm vectors are re-estimated for the mean weights.
     """
-    from trainer.checkpoint import CheckpointError, average_checkpoints, slim_checkpoint
-    try:
-        if len(checkpoints) == 1:
-            written = slim_checkpoint(checkpoints[0], output, half=fp16)
-        else:
-            written, steps = average_checkpoints(checkpoints, output, half=fp16)
-            click.echo(f"averaged {len(steps)} checkpoints (steps {', '.join(map(str, steps))})")
-    except CheckpointError as exc:
-        raise click.ClickException(str(exc)) from None
+    from nicegan.trainer.checkpoint import average_checkpoints, slim_checkpoint
+    if len(checkpoints) == 1:
+        written = slim_checkpoint(checkpoints[0], output, half=fp16)
+    else:
+        written, steps = average_checkpoints(checkpoints, output, half=fp16)
+        click.echo(f"averaged {len(steps)} checkpoints (steps {', '.join(map(str, steps))})")
     click.echo(f"wrote {written} ({written.stat().st_size / 2**20:.1f} MiB)")
 
 
@@ -190,36 +205,24 @@ def export_trt_command(onnx_model: str, output: str | None, batch: str, height: 
                        opt_level: int | None) -> None:
     """Build an FP16 TensorRT engine from ONNX on this machine (engines only run on the TensorRT
     version and GPU type that built them)."""
-    from export.to_tensorrt import BuildOptions, DimRange, TensorRTError, build_engine
-    try:
-        options = BuildOptions(batch=DimRange.parse(batch), height=height and DimRange.parse(height),
-                               width=width and DimRange.parse(width), workspace_mib=workspace,
-                               timing_cache=timing_cache and Path(timing_cache), dla_core=dla_core,
-                               optimization_level=opt_level, recipe=recipe)
-        build_engine(onnx_model, output or Path(onnx_model).with_suffix(".engine"), options, log=click.echo)
-    except TensorRTError as exc:
-        raise click.ClickException(str(exc)) from None
+    from nicegan.export.to_tensorrt import BuildOptions, DimRange, build_engine
+    options = BuildOptions(batch=DimRange.parse(batch), height=height and DimRange.parse(height),
+                           width=width and DimRange.parse(width), workspace_mib=workspace,
+                           timing_cache=timing_cache and Path(timing_cache), dla_core=dla_core,
+                           optimization_level=opt_level, recipe=recipe)
+    build_engine(onnx_model, output or Path(onnx_model).with_suffix(".engine"), options, log=click.echo)
 
 
 # --- runtime ------------------------------------------------------------------------------
 
 
-def _runtime_errors() -> tuple[type[Exception], ...]:
-    """User errors of the runtime (bad input/output/model): one line, no traceback."""
-    from export.translator import TranslatorError
-    from runtime.backends.base import BackendError
-    from runtime.frames import FrameError
-    from runtime.sinks import SinkError
-    from runtime.sources import SourceError
-    return SourceError, SinkError, BackendError, FrameError, TranslatorError
-
-
 def _backend_options(command):
     """--model and the options that choose how it runs, shared by translate and bench."""
     options = [
-        click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
-                     help="Model: .engine (TensorRT), .onnx (ONNX Runtime) or .pt/.pth checkpoint (PyTorch)."),
-        click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime", "torch"]), default="auto",
+        click.option("-m", "--model", type=click.Path(dir_okay=False), default=None,
+                     help="Model: .engine (TensorRT), .onnx (ONNX Runtime) or .pt/.pth checkpoint (PyTorch) "
+                          "[default: the bundled photo->vintage model]."),
+        click.option("--backend", type=BACKEND_CHOICE, default="auto",
                      show_default=True, help="auto: the backend for the model's file type, on the fastest device."),
         click.option("--device", default=None, help="cpu, cuda or cuda:N [default: CUDA when present]."),
         click.option("--half", is_flag=True, help="PyTorch checkpoints on CUDA: fp16 autocast."),
@@ -234,8 +237,12 @@ def _backend_options(command):
     return command
 
 
-def _open_backend(model: str, backend: str, device: str | None, half: bool, direction: str, scale: int):
-    from runtime.backends import choose_backend, open_backend
+def _open_backend(model: str | None, backend: str, device: str | None, half: bool, direction: str, scale: int):
+    from nicegan.runtime.backends import choose_backend, open_backend
+    if model is None:
+        from nicegan.runtime.demo import DEFAULT_MODEL, DEFAULT_MODEL_DESCRIPTION
+        model = str(DEFAULT_MODEL)
+        click.echo(f"model: {DEFAULT_MODEL_DESCRIPTION} ({model}); choose another with -m MODEL", err=True)
     _, why = choose_backend(model, backend)
     opened = open_backend(model, backend, half=half, device=device, direction=direction, scale=scale)
     click.echo(f"backend: {opened.name} on {opened.device} ({why})", err=True)
@@ -255,15 +262,14 @@ def _open_backend(model: str, backend: str, device: str | None, half: bool, dire
 @click.option("--suffix", default="", help="Appended to output file names (folder outputs), e.g. _zebra.")
 @click.option("--ext", default=None, help="Output image format, e.g. png or jpg [default: the input's].")
 @click.option("--compare", is_flag=True, help="Write input | output side by side (twice the width).")
-@click.option("--codec", default=None,
-              help="Video codec: a fourcc (mp4v for .mp4, MJPG for .avi, VP80/VP90 for .webm) or h264 (needs ffmpeg).")
+@click.option("--codec", default=None, help=CODEC_HELP)
 @click.option("--audio", type=click.Choice(["copy", "none"]), default="copy", show_default=True,
-              help="Copy the input video's audio track (needs ffmpeg; a note says when it cannot).")
+              help="Copy the input video's audio track (needs ffmpeg; a note says when one is there and cannot be).")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them, i.e. resume).")
 @click.option("--workers", type=click.IntRange(min=0), default=0,
               help="Threads for reading/fitting and for restoring/writing, each [default: min(4, CPU cores)].")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs, CI).")
-def translate_command(input_spec: str, output_spec: str | None, model: str, backend: str, device: str | None,
+def translate_command(input_spec: str, output_spec: str | None, model: str | None, backend: str, device: str | None,
                       half: bool, direction: str, scale: int, no_progress: bool, **options) -> None:
     """Translate INPUT into OUTPUT with MODEL.
 
@@ -275,12 +281,9 @@ def translate_command(input_spec: str, output_spec: str | None, model: str, back
     video is kept as NAME.partial.EXT (a camera's video is simply finished). Exit status 1 when an
     input failed, 130 when interrupted.
     """
-    from runtime.pipeline import TranslateOptions, translate
-    try:
-        with _open_backend(model, backend, device, half, direction, scale) as opened:
-            report = translate(input_spec, output_spec, opened, TranslateOptions(progress=not no_progress, **options))
-    except _runtime_errors() as exc:
-        raise click.ClickException(str(exc)) from None
+    from nicegan.runtime.pipeline import TranslateOptions, translate
+    with _open_backend(model, backend, device, half, direction, scale) as opened:
+        report = translate(input_spec, output_spec, opened, TranslateOptions(progress=not no_progress, **options))
     if report.interrupted:
         raise SystemExit(130)
     if report.failed:
@@ -302,33 +305,26 @@ def _size_list(text: str) -> tuple[tuple[int, int], ...]:
               help="Comma-separated HxW (fixed-size models run at their own size).")
 @click.option("--warmup", default=2, show_default=True, help="Untimed runs per configuration.")
 @click.option("--runs", default=5, show_default=True, help="Timed runs per configuration (median reported).")
-def bench_command(model: str, backend: str, device: str | None, half: bool, direction: str, scale: int,
+def bench_command(model: str | None, backend: str, device: str | None, half: bool, direction: str, scale: int,
                   batch_sizes: str, sizes: str, warmup: int, runs: int) -> None:
     """Throughput of MODEL's backend over batch sizes and resolutions (pure inference)."""
-    from runtime.bench import benchmark, format_table
+    from nicegan.runtime.bench import benchmark, format_table
     try:
         batches, shapes = _int_list(batch_sizes), _size_list(sizes)
     except ValueError:
         raise click.BadParameter("use e.g. --batch-sizes 1,4,8 --sizes 256x256,720x1280") from None
-    try:
-        with _open_backend(model, backend, device, half, direction, scale) as opened:
-            results = benchmark(opened, batches, shapes, warmup, runs)
-            click.echo(format_table(opened, results, warmup, runs))
-    except _runtime_errors() as exc:
-        raise click.ClickException(str(exc)) from None
+    with _open_backend(model, backend, device, half, direction, scale) as opened:
+        results = benchmark(opened, batches, shapes, warmup, runs)
+        click.echo(format_table(results, warmup, runs))
 
 
 @cli.command("info")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime", "torch"]), default="auto",
-              show_default=True)
+@click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True)
 def info_command(model: str, backend: str) -> None:
     """MODEL's metadata, inputs/outputs and the backend and device that would run it."""
-    from runtime.info import describe_model
-    try:
-        click.echo("\n".join(describe_model(model, backend)))
-    except _runtime_errors() as exc:
-        raise click.ClickException(str(exc)) from None
+    from nicegan.runtime.info import describe_model
+    click.echo("\n".join(describe_model(model, backend)))
 
 
 # --- quality and demo ---------------------------------------------------------------------
@@ -352,12 +348,9 @@ def info_command(model: str, backend: str) -> None:
 def data_command(out_root: Path, size: int, train_count: int, test_count: int, val_count: int, seed: int,
                  teacher: Path | None, teacher_scale: int, device: str) -> None:
     """Build the offline "photo -> vintage" dataset in OUT_ROOT (resumable)."""
-    from trainer.offline_data import DatasetBuildError, build_dataset
-    try:
-        counts = build_dataset(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale,
-                               val_count=val_count)
-    except DatasetBuildError as exc:
-        raise click.ClickException(str(exc)) from None
+    from nicegan.trainer.offline_data import build_dataset
+    counts = build_dataset(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale,
+                           val_count=val_count)
     click.echo(" ".join(f"{folder}={n}" for folder, n in counts.items()) + f"; sources: {out_root / 'SOURCES.md'}")
 
 
@@ -391,14 +384,10 @@ def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, incept
     With small test sets a lead of a few FID points can be noise: --baseline resamples the test
     images and says whether FAKE's lead over the baseline holds.
     """
-    from trainer.evaluate import evaluate_folders, format_table, write_json
-    from trainer.metrics import MetricsError
-    try:
-        result = evaluate_folders(real_dir, fake_dir, paired_ref, inception_weights, kid_subsets,
-                                  kid_subset_size, batch_size, device, seed, progress=not no_progress,
-                                  baseline_dir=baseline_dir, resamples=resamples)
-    except MetricsError as exc:
-        raise click.ClickException(str(exc)) from None
+    from nicegan.trainer.evaluate import evaluate_folders, format_table, write_json
+    result = evaluate_folders(real_dir, fake_dir, paired_ref, inception_weights, kid_subsets,
+                              kid_subset_size, batch_size, device, seed, progress=not no_progress,
+                              baseline_dir=baseline_dir, resamples=resamples)
     click.echo(format_table(result, real_dir, fake_dir, paired_ref))
     if json_out:
         write_json(result, json_out)
@@ -409,8 +398,7 @@ def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, incept
               default=Path("nicegan_demo"), show_default=True, help="Folder for the results.")
 @click.option("-m", "--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Model to demonstrate [default: the bundled photo->vintage model].")
-@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime", "torch"]), default="auto",
-              show_default=True)
+@click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True)
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [default: CUDA when present].")
 @click.option("--overwrite", is_flag=True, help="Redo results that already exist.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
@@ -418,16 +406,13 @@ def demo_command(out_dir: Path, model: Path | None, backend: str, device: str | 
                  no_progress: bool) -> None:
     """Translate the bundled sample video and photos with the bundled model: the translations and
     side-by-side comparisons go to OUT. Nothing is downloaded; a CPU is enough."""
-    from runtime.demo import DEFAULT_MODEL, DemoError, run_demo
-    try:
-        reports = run_demo(out_dir, model or DEFAULT_MODEL, backend, device, overwrite, not no_progress,
-                           log=lambda line: click.echo(line, err=True))
-    except (DemoError, *_runtime_errors()) as exc:
-        raise click.ClickException(str(exc)) from None
+    from nicegan.runtime.demo import DEFAULT_MODEL, run_demo
+    reports = run_demo(out_dir, model or DEFAULT_MODEL, backend, device, overwrite, not no_progress,
+                       log=lambda line: click.echo(line, err=True))
     if not all(report.ok for report in reports):
         raise SystemExit(1)
     click.echo(f"done: open {out_dir}/ (translations and *_compare side-by-side views)")
 
 
 if __name__ == "__main__":
-    cli()
+    main()

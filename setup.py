@@ -1,34 +1,45 @@
+"""The `nicegan` distribution: one import package, `nicegan`, whose folders are the repository root's
+(`trainer/` is `nicegan.trainer`, `cli.py` is `nicegan.cli`, ...). pyproject.toml names the build
+backend (setuptools >= 64, for editable installs of this mapping)."""
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import setup
+
+ROOT_PACKAGE = "nicegan"
+SUBPACKAGES = ["trainer", "export", "runtime", "runtime.backends"]
 
 setup(
     name="nicegan",
-    version="0.1.0",
+    version="0.2.0",
     description="NICE-GAN unpaired image-to-image translation: training, ONNX/TensorRT export, video runtime",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
-    python_requires=">=3.8",
-    packages=find_packages(include=["trainer", "trainer.*", "export", "export.*", "runtime", "runtime.*"]),
-    py_modules=["cli"],
-    include_package_data=True,
-    package_data={"runtime": ["assets/*", "assets/**/*"]},
+    python_requires=">=3.8",  # JetPack 5 ships Python 3.8
+    package_dir={ROOT_PACKAGE: "."},
+    packages=[ROOT_PACKAGE] + [f"{ROOT_PACKAGE}.{name}" for name in SUBPACKAGES],
+    # Explicit data only: with the root as the package, include_package_data would ship the whole
+    # source tree (docs, tests, benchmarks).
+    include_package_data=False,
+    package_data={f"{ROOT_PACKAGE}.runtime": ["assets/*.*", "assets/models/*.onnx"]},
     install_requires=[
         # >=2.1 admits the local 2.13.0 CPU wheel; CI installs that pin first so pip resolves nothing.
         "torch>=2.1",
         "numpy",
+        "Pillow>=9",            # nicegan train: the official data pipeline's image loading and resizing
         "onnx>=1.15",
         "onnxsim>=0.4.33",
         "onnxruntime>=1.16",
         "opencv-python>=4.8",
         "click>=8.0",
         "tqdm>=4.60",
-        "scipy>=1.10",  # nicegan eval: sqrtm for FID, the Gaussian window of SSIM
+        "scipy>=1.10",          # nicegan eval: sqrtm for FID, the Gaussian window of SSIM
     ],
     extras_require={
         "tensorrt": ["tensorrt", "pycuda"],
-        "test": ["pytest>=7", "scikit-image>=0.21", "scipy>=1.10"],
+        "data": ["scikit-image>=0.21"],   # nicegan data: the photos of the offline dataset
+        # wheel: the packaging test builds the wheel without build isolation (no download)
+        "test": ["pytest>=7", "scikit-image>=0.21", "wheel"],
     },
-    entry_points={"console_scripts": ["nicegan=cli:cli"]},
+    entry_points={"console_scripts": ["nicegan=nicegan.cli:main"]},
 )

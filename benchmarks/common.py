@@ -23,7 +23,7 @@ if str(REPO) not in sys.path:  # scripts run as `python benchmarks/x.py`: the te
 
 import torch
 
-from trainer.checkpoint import NiceConfig
+from nicegan.trainer.checkpoint import NiceConfig
 
 DEFAULT_CONFIG = NiceConfig()   # the light model: ch 64, n_res 6, n_dis 7, 256 px
 
@@ -165,7 +165,7 @@ def trained_like_checkpoint(folder: Path, config: NiceConfig = DEFAULT_CONFIG) -
 
 def fp32_onnx(checkpoint: Path, folder: Path, log: Callable[[str], None] = print) -> Path:
     """The runtime's default export (uint8 I/O, FP32, dynamic batch/H/W) in `folder`, parity-checked once."""
-    from export.to_onnx import export_onnx
+    from nicegan.export.to_onnx import export_onnx
     path = folder / f"{checkpoint.stem}_a2b.onnx"
     if not path.is_file():
         export_onnx(checkpoint, path, log=lambda line: log(f"   {line}"))

@@ -20,13 +20,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import (DEFAULT_CONFIG, cuda_sync, format_table, fp32_onnx, load_average, median, print_environment,
-                    ratio, spread, time_calls, trained_like_checkpoint, workdir)
 from torch.utils.flop_counter import FlopCounterMode
 
-from export.translator import UInt8IO, load_translator
-from runtime.bench import sample_frames
-from trainer.checkpoint import load_networks
+from common import (
+    DEFAULT_CONFIG,
+    cuda_sync,
+    format_table,
+    fp32_onnx,
+    load_average,
+    median,
+    print_environment,
+    ratio,
+    spread,
+    time_calls,
+    trained_like_checkpoint,
+    workdir,
+)
+from nicegan.export.translator import UInt8IO, load_translator
+from nicegan.runtime.bench import sample_frames
+from nicegan.trainer.checkpoint import load_networks
 
 FLOP_SIZE = 256  # FLOPs are counted at 256x256 and scaled by pixels (the model is fully convolutional)
 
@@ -108,15 +120,15 @@ def module_runner(checkpoint: Path, device: torch.device, dtype: torch.dtype | N
 def tensorrt_runner(checkpoint: Path, folder: Path, size: tuple[int, int], max_batch: int) -> Runner | str:
     """An FP16 engine for one size (static H/W, batch 1..max_batch); a reason string when it cannot be built."""
     try:
-        from export.to_onnx import export_onnx
-        from export.to_tensorrt import (
+        from nicegan.export.to_onnx import export_onnx
+        from nicegan.export.to_tensorrt import (
             BuildOptions,
             DimRange,
             build_engine,
             detect_capabilities,
             import_tensorrt,
         )
-        from runtime.backends import open_backend
+        from nicegan.runtime.backends import open_backend
         caps = detect_capabilities(import_tensorrt())
     except Exception as exc:  # ImportError, or TensorRTError when the bindings are missing
         return f"TensorRT not available ({str(exc).splitlines()[0][:120]})"
@@ -137,7 +149,7 @@ def tensorrt_runner(checkpoint: Path, folder: Path, size: tuple[int, int], max_b
 
 def project_runners(args: argparse.Namespace, checkpoint: Path, onnx_path: Path,
                     device: torch.device) -> tuple[list[Runner], list[str]]:
-    from runtime.backends import BackendError, open_backend
+    from nicegan.runtime.backends import BackendError, open_backend
     makers = [lambda: backend_runner("PyTorch eager (project backend)", "fp32",
                                      open_backend(checkpoint, "torch", device=str(device)))]
     if device.type == "cuda":

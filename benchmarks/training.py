@@ -23,12 +23,22 @@ import sys
 from pathlib import Path
 
 import torch
-from common import (REPO, cpu_cores, format_table, load_average, median, print_environment, ratio, real_crops,
-                    spread, time_calls)
 
+from common import (
+    REPO,
+    cpu_cores,
+    format_table,
+    load_average,
+    median,
+    print_environment,
+    ratio,
+    real_crops,
+    spread,
+    time_calls,
+)
+from nicegan.trainer.checkpoint import NiceConfig, build_networks
+from nicegan.trainer.loop import AMP_DTYPES, TrainStep, make_optimizers
 from tests.official_step import official_optimizers, official_step
-from trainer.checkpoint import NiceConfig, build_networks
-from trainer.loop import AMP_DTYPES, TrainStep, make_optimizers
 
 IMPLEMENTATIONS = ("official", "project")
 

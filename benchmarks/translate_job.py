@@ -26,8 +26,22 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import (DEFAULT_CONFIG, REPO, format_table, fp32_onnx, load_average, median, print_environment, ratio,
-                    real_crops, spread, time_calls, trained_like_checkpoint, workdir)
+
+from common import (
+    DEFAULT_CONFIG,
+    REPO,
+    format_table,
+    fp32_onnx,
+    load_average,
+    median,
+    print_environment,
+    ratio,
+    real_crops,
+    spread,
+    time_calls,
+    trained_like_checkpoint,
+    workdir,
+)
 
 DEFAULT_VIDEO = REPO / "runtime" / "assets" / "bigbuckbunny_320x180.mp4"
 END_TO_END = re.compile(r"end-to-end ([0-9.]+)")
@@ -41,8 +55,8 @@ def official_job(checkpoint: Path, input_dir: Path, output_dir: Path, img_size: 
     import torch
     from PIL import Image
 
-    from trainer.checkpoint import load_networks
-    from trainer.data import eval_transform, list_images
+    from nicegan.trainer.checkpoint import load_networks
+    from nicegan.trainer.data import eval_transform, list_images
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")   # NICE.py's --device cuda default
     nets, _ = load_networks(checkpoint, img_size)
     dis, gen = nets.disA.to(device).eval(), nets.gen2B.to(device).eval()
@@ -111,7 +125,7 @@ def folder_jobs(args: argparse.Namespace, checkpoint: Path, model: Path, images:
 
 def read_frames(video: Path) -> list[np.ndarray]:
     """Every frame, decoded by the runtime's own video source."""
-    from runtime.sources import open_source
+    from nicegan.runtime.sources import open_source
     source = open_source(str(video))
     try:
         frames = [decoded.read() for decoded in source.frames(lambda item: False)]
@@ -124,7 +138,7 @@ def read_frames(video: Path) -> list[np.ndarray]:
 
 def pure_inference_fps(backend, frames: list[np.ndarray], batch: int, repeats: int) -> list[float]:
     """Frames/s of the backend alone over the clip's own frames (same sizes, same batching)."""
-    from runtime.frames import SizePolicy
+    from nicegan.runtime.frames import SizePolicy
     policy = SizePolicy(backend.info)
     fitted = [policy.fit(frame)[0] for frame in frames]
     batches = [np.stack(fitted[i:i + batch]) for i in range(0, len(fitted), batch)]
@@ -136,8 +150,8 @@ def pure_inference_fps(backend, frames: list[np.ndarray], batch: int, repeats: i
 
 
 def video_job(args: argparse.Namespace, model: Path, scratch: Path) -> tuple[list[list[object]], str]:
-    from runtime.backends import open_backend
-    from runtime.pipeline import default_batch_size
+    from nicegan.runtime.backends import open_backend
+    from nicegan.runtime.pipeline import default_batch_size
     frames = read_frames(args.video)
     with open_backend(model) as backend:
         batch = args.video_batch or default_batch_size(backend)
@@ -176,7 +190,7 @@ def profile_translate(model: Path, images: Path, scratch: Path, top: int = 15) -
     the decode/encode threads show up as the time it waits on their queues)."""
     from click.testing import CliRunner
 
-    from cli import cli
+    from nicegan.cli import cli
     out = scratch / "profiled"
     shutil.rmtree(out, ignore_errors=True)
     profiler = cProfile.Profile()

@@ -41,6 +41,16 @@ class ModelInfo:
         return cls(**values)
 
 
+def model_info_from_onnx(props: dict[str, str], uint8_input: bool, height: Any, width: Any) -> ModelInfo:
+    """ModelInfo of an ONNX graph: its nicegan.* metadata, or for graphs exported elsewhere what its
+    input says (uint8 NHWC or float NCHW; a fixed height and width mean a full, fixed-size model)."""
+    if any(key.startswith(PREFIX) for key in props):
+        return ModelInfo.from_metadata(props)
+    fixed = isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0
+    return ModelInfo(arch="unknown", io="uint8" if uint8_input else "float", light=not fixed,
+                     dynamic_hw=not fixed, img_size=height if fixed else 256)
+
+
 def _encode(value: Any) -> str:
     return ("1" if value else "0") if isinstance(value, bool) else str(value)
 

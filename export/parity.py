@@ -16,14 +16,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from export.fp16 import NORM_TYPES
-from export.metadata import INPUT_NAME
-from export.translator import SIZE_MULTIPLE, UInt8IO
+from nicegan.export.fp16 import NORM_TYPES
+from nicegan.export.metadata import INPUT_NAME
+from nicegan.export.translator import SIZE_MULTIPLE, UInt8IO
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from export.to_onnx import ExportReport, _Shapes
+    from nicegan.export.to_onnx import ExportReport, _Shapes
 
 SKIMAGE_PHOTOS = ("coffee", "chelsea", "rocket", "astronaut")
 
@@ -38,7 +38,7 @@ def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _read_rgb(path: str | os.PathLike) -> np.ndarray:
-    from export.to_onnx import ExportError
+    from nicegan.export.to_onnx import ExportError
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ExportError(f"{path}: not a readable image for the parity check; pass JPEG/PNG files")
@@ -110,7 +110,7 @@ def measure_parity(report: ExportReport, onnx_path: Path, module: nn.Module, sha
     """Run every input set through ONNX Runtime and the FP32 PyTorch module; append to report.checks."""
     import onnxruntime as ort
 
-    from export.to_onnx import FP16_TOLERANCE, FP32_TOLERANCE, UINT8_LEVELS, ParityCheck
+    from nicegan.export.to_onnx import FP16_TOLERANCE, FP32_TOLERANCE, UINT8_LEVELS, ParityCheck
 
     info = report.info
     fp16 = info.precision == "fp16"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,9 +20,11 @@ import onnx
 import torch
 import torch.nn as nn
 
-from export.fp16 import count_islands, to_half_with_fp32_norms, with_fp32_islands
-from export.metadata import INPUT_NAME, OUTPUT_NAME, ModelInfo
-from export.translator import SIZE_MULTIPLE, UInt8IO, load_translator
+from nicegan.common import AtomicOutput
+from nicegan.errors import NiceganError
+from nicegan.export.fp16 import count_islands, to_half_with_fp32_norms, with_fp32_islands
+from nicegan.export.metadata import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from nicegan.export.translator import SIZE_MULTIPLE, UInt8IO, load_translator
 
 TARGET_OPSETS = {"trt8": (17, 13, 17), "trt10": (18, 17, 20)}   # default, min, max
 IO_MODES = ("uint8", "float")
@@ -35,7 +36,7 @@ TRACE_SIZE = 32
 PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26   # a single .onnx is one protobuf (< 2 GiB), keep headroom for the graph
 
 
-class ExportError(ValueError):
+class ExportError(NiceganError, ValueError):
     """An export that cannot be done or failed its checks; one line naming the fix."""
 
 
@@ -219,15 +220,6 @@ def _set_metadata(model: onnx.ModelProto, info: ModelInfo) -> None:
     model.doc_string = "nicegan translator: input 'input', output 'output'; see metadata nicegan.*"
 
 
-def _temp_path(output: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)   # mkstemp's 0600 would survive the rename
-    return Path(tmp)
-
-
 def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = None, *, direction: str = "a2b",
                 io: str = "uint8", target: str = "trt10", opset: int | None = None, fp16: bool = False,
                 batch: int | None = None, height: int | None = None, width: int | None = None,
@@ -239,7 +231,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
 
     The .onnx is written atomically, and only once onnx.checker and the parity checks passed.
     """
-    from export.parity import measure_parity  # ORT and image helpers load only when needed
+    from nicegan.export.parity import measure_parity  # ORT and image helpers load only when needed
 
     if io not in IO_MODES:
         raise ExportError(f"--io must be one of {', '.join(IO_MODES)}, got {io!r}")
@@ -256,8 +248,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
 
     _check_fits_protobuf(module, source, fp16)
     graph_module = _export_module(module, io, fp16)
-    tmp = _temp_path(output)
-    try:
+    with AtomicOutput(output, fsync=True) as tmp:
         _torchscript_export(graph_module, _example_input(io, *shapes.trace_input()), tmp, opset,
                             _dynamic_axes(io, shapes))
         model = onnx.load(str(tmp))
@@ -278,7 +269,4 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
                 failed = [c.name for c in report.checks if not c.passed]
                 raise ExportError(f"{source}: ONNX parity out of tolerance on {', '.join(failed)}; "
                                   f"nothing written to {output}")
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
     return report

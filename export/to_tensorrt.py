@@ -15,15 +15,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import onnx
 
-from export.metadata import ModelInfo
-from trainer.hashing import file_sha256
+from nicegan.common import file_sha256, write_bytes_atomic, write_text_atomic
+from nicegan.errors import NiceganError
+from nicegan.export.metadata import ModelInfo
 
 INSTALL_HINT = ("install it with `pip install 'nicegan[tensorrt]'` (x86_64/SBSA), or on Jetson use JetPack's "
                 "`sudo apt install python3-libnvinfer` in a venv created with --system-site-packages")
@@ -82,7 +82,7 @@ FP32_LAYER_TYPES = ("REDUCE", "NORMALIZATION", "ELEMENTWISE", "UNARY", "SOFTMAX"
 STRONG, WEAK = "strongly-typed", "weakly-typed"
 
 
-class TensorRTError(RuntimeError):
+class TensorRTError(NiceganError, RuntimeError):
     """A TensorRT build or load problem; the message says what to do."""
 
 
@@ -291,7 +291,10 @@ def gpu_identity(device: int = 0) -> GpuIdentity:
             return GpuIdentity(dev.name(), f"{major}.{minor}")
         except cuda.Error as exc:
             raise TensorRTError(f"no usable CUDA device {device} ({exc})") from None
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise TensorRTError(f"pycuda is not installed (nor torch, which could name the GPU); {PYCUDA_HINT}") from None
     if not torch.cuda.is_available():
         raise TensorRTError(f"no CUDA device visible and pycuda is not installed; {PYCUDA_HINT}")
     major, minor = torch.cuda.get_device_capability(device)
@@ -306,18 +309,6 @@ def default_timing_cache(trt_version: str, gpu: GpuIdentity) -> Path:
     """One cache per (TensorRT version, GPU): timings are not portable across either."""
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nicegan" / "tensorrt"
     return root / f"timing-trt{trt_version}-{_slug(gpu.name)}-sm{gpu.compute_capability.replace('.', '')}.cache"
-
-
-def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- sidecar --------------------------------------------------------------------------------
@@ -491,7 +482,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, o
     if plan is None:
         raise TensorRTError(f"TensorRT {caps.version} could not build {onnx_path} (see the TensorRT log above); "
                             f"try a larger --workspace or narrower --batch/--height/--width ranges")
-    atomic_write_bytes(cache_path, config.get_timing_cache().serialize())
+    write_bytes_atomic(cache_path, config.get_timing_cache().serialize())
 
     sidecar = {
         "model": asdict(replace(info, precision="fp16")),   # the ONNX's metadata; the engine computes FP16
@@ -504,9 +495,9 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, o
         },
         "onnx_sha256": file_sha256(onnx_path),
     }
-    atomic_write_bytes(engine_path, memoryview(plan))
+    write_bytes_atomic(engine_path, memoryview(plan), fsync=True)
     sidecar["engine_sha256"] = file_sha256(engine_path)
-    atomic_write_bytes(sidecar_path(engine_path), json.dumps(sidecar, indent=2).encode())
+    write_text_atomic(sidecar_path(engine_path), json.dumps(sidecar, indent=2), fsync=True)
     log(f"wrote {engine_path} and {sidecar_path(engine_path).name}")
     return sidecar
 

@@ -15,17 +15,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import remove_spectral_norm
 
-from export.metadata import ModelInfo
-from trainer.checkpoint import CheckpointError, NiceNetworks, file_sha256, load_networks
-from trainer.cyclegan import CycleGANGenerator, is_cyclegan_state_dict, load_cyclegan_generator
-from trainer.networks import Discriminator, ResnetGenerator
+from nicegan.common import file_sha256
+from nicegan.errors import NiceganError
+from nicegan.export.metadata import ModelInfo
+from nicegan.trainer.checkpoint import CheckpointError, NiceNetworks, load_networks, load_tensors
+from nicegan.trainer.cyclegan import CycleGANGenerator, is_cyclegan_state_dict, load_cyclegan_generator
+from nicegan.trainer.networks import Discriminator, ResnetGenerator
 
 DIRECTIONS = ("a2b", "b2a")
 SIZE_MULTIPLE = 4
 SCALES = (1, 2, 3, 4)
 
 
-class TranslatorError(ValueError):
+class TranslatorError(NiceganError, ValueError):
     """A source that cannot become a translator; the message names the file and the fix."""
 
 
@@ -145,8 +147,8 @@ def _nice_translator(nets: NiceNetworks, direction: str) -> nn.Module:
 
 def _read_state_dict(path: str | os.PathLike) -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # the NICE-GAN loader already reported why the file is unreadable
+        return load_tensors(path)
+    except CheckpointError:  # the NICE-GAN loader already reported why the file is unreadable
         return None
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from runtime.backends.base import Backend
-from runtime.frames import SizePolicy
+from nicegan.runtime.backends.base import Backend
+from nicegan.runtime.frames import SizePolicy
 
 DEFAULT_BATCHES = (1, 2, 4, 8)
 DEFAULT_SIZES = ((256, 256), (720, 1280))
@@ -69,8 +69,9 @@ def _time_one(backend: Backend, frames: np.ndarray, warmup: int, runs: int) -> B
     return BenchResult(batch, height, width, statistics.median(times))
 
 
-def format_table(backend: Backend, results: list[BenchResult], warmup: int, runs: int) -> str:
-    lines = [f"backend: {backend.name} on {backend.device}; warm-up {warmup}, median of {runs} runs",
+def format_table(results: list[BenchResult], warmup: int, runs: int) -> str:
+    """The results table; the backend and device are the caller's line (printed when it opened them)."""
+    lines = [f"warm-up {warmup}, median of {runs} runs",
              f"{'batch':>5}  {'size (HxW)':>11}  {'ms/batch':>9}  {'ms/image':>9}  {'images/s':>9}"]
     for r in results:
         size = f"{r.height}x{r.width}"

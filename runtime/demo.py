@@ -5,16 +5,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from runtime.backends import choose_backend, open_backend
-from runtime.pipeline import TranslateOptions, TranslateReport, translate
+from nicegan.errors import NiceganError
+from nicegan.runtime.backends import choose_backend, open_backend
+from nicegan.runtime.pipeline import TranslateOptions, TranslateReport, translate
 
 ASSETS = Path(__file__).with_name("assets")
 DEFAULT_MODEL = ASSETS / "models" / "vintage_a2b.onnx"
+DEFAULT_MODEL_DESCRIPTION = "the bundled photo->vintage model"
 SAMPLE_VIDEO = ASSETS / "bigbuckbunny_320x180.mp4"
 SAMPLE_IMAGES = str(ASSETS / "*.jpg")
 
 
-class DemoError(RuntimeError):
+class DemoError(NiceganError, RuntimeError):
     pass
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from export.metadata import ModelInfo
+from nicegan.errors import NiceganError
+from nicegan.export.metadata import ModelInfo
 
 # Below this side the encoder's feature maps (1/4 of the input) get too small for its 3x3
 # reflection-padded convolutions and instance statistics; tiny images are padded up to it.
@@ -20,7 +21,7 @@ MIN_SIDE = 32
 _UINT16_TO_8 = 257.0  # 65535 / 255: maps full scale to full scale
 
 
-class FrameError(ValueError):
+class FrameError(NiceganError, ValueError):
     """An image the runtime cannot translate (unsupported pixel type); the message says why."""
 
 

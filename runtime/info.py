@@ -5,8 +5,9 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from export.metadata import ModelInfo
-from runtime.backends import choose_backend
+from nicegan.errors import require
+from nicegan.export.metadata import ModelInfo, model_info_from_onnx
+from nicegan.runtime.backends import BackendError, choose_backend
 
 
 def describe_model(model_path: str | os.PathLike, backend: str = "auto") -> list[str]:
@@ -26,18 +27,32 @@ def describe_model(model_path: str | os.PathLike, backend: str = "auto") -> list
 
 
 def _onnx(path: Path) -> tuple[ModelInfo, list[str], str]:
-    import onnx
-    import onnxruntime as ort
-    from runtime.backends.onnxruntime_backend import ONNXRuntimeBackend
-    model = onnx.load(str(path), load_external_data=False)
-    with ONNXRuntimeBackend(path) as backend:  # the same reading of metadata the runtime uses
-        info = backend.info
+    onnx = require("onnx", f"reading {path}", "pip install onnx")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        graph_input = model.graph.input[0]
+    except Exception as exc:  # protobuf's DecodeError, or a model without inputs
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise BackendError(f"{path}: not a readable ONNX model ({first}); re-export it with "
+                           "`nicegan export onnx`") from None
+    dims = [d.dim_value or d.dim_param for d in graph_input.type.tensor_type.shape.dim]
+    uint8 = graph_input.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    height, width = dims[1:3] if uint8 else dims[2:4]
+    info = model_info_from_onnx({p.key: p.value for p in model.metadata_props}, uint8, height, width)
     io_lines = [f"{direction} {value.name}: {_onnx_type(value)}"
                 for direction, values in (("input", model.graph.input), ("output", model.graph.output))
                 for value in values]
     io_lines.append(f"opset {model.opset_import[0].version}, IR {model.ir_version}, producer {model.producer_name}")
+    return info, io_lines, _onnxruntime_device()
+
+
+def _onnxruntime_device() -> str:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "none: ONNX Runtime is not installed (pip install onnxruntime)"
     cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    return info, io_lines, "CUDA (ONNX Runtime CUDA provider)" if cuda else f"CPU ({os.cpu_count()} cores)"
+    return "CUDA (ONNX Runtime CUDA provider)" if cuda else f"CPU ({os.cpu_count()} cores)"
 
 
 def _onnx_type(value) -> str:
@@ -48,8 +63,8 @@ def _onnx_type(value) -> str:
 
 
 def _torch(path: Path) -> tuple[ModelInfo, list[str], str]:
-    import torch
-    from export.translator import load_translator
+    torch = require("torch", f"reading the checkpoint {path}", "pip install torch")
+    from nicegan.export.translator import load_translator
     module, info = load_translator(path)
     params = sum(p.numel() for p in module.parameters())
     io_lines = [f"checkpoint: float32 NCHW RGB in [-1, 1], {params / 1e6:.2f} M parameters (direction a2b shown)",
@@ -60,7 +75,7 @@ def _torch(path: Path) -> tuple[ModelInfo, list[str], str]:
 
 
 def _tensorrt(path: Path) -> tuple[ModelInfo, list[str], str]:
-    from export.to_tensorrt import model_info_from_sidecar, read_sidecar
+    from nicegan.export.to_tensorrt import model_info_from_sidecar, read_sidecar
     sidecar = read_sidecar(path)
     built = sidecar["tensorrt"]
     io_lines = [f"{key}: {value}" for key, value in built.items()]

@@ -24,10 +24,11 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from runtime.backends.base import Backend
-from runtime.frames import FrameError, Placement, SizePolicy, from_bgr8, to_bgr8
-from runtime.sinks import ImageSink, SinkError, VideoSink, open_sink
-from runtime.sources import Decoded, Item, Source, SourceError, VideoSource, open_source
+from nicegan.common import ImageReadError
+from nicegan.runtime.backends.base import Backend
+from nicegan.runtime.frames import FrameError, Placement, SizePolicy, from_bgr8, to_bgr8
+from nicegan.runtime.sinks import ImageSink, SinkError, VideoSink, open_sink
+from nicegan.runtime.sources import Decoded, Item, Source, VideoSource, open_source
 
 _END = object()       # end-of-stream marker passed through the queues
 _POLL_S = 0.1         # how often blocked queue operations look at the stop flag
@@ -71,6 +72,7 @@ class TranslateReport:
     failed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    interrupted_line: str = "interrupted: rerun the same command to resume"   # the sink's own words
     wall_s: float = 0.0
     stages: dict[str, StageClock] = field(
         default_factory=lambda: {"decode": StageClock(), "infer": StageClock(), "encode": StageClock()})
@@ -96,7 +98,7 @@ class TranslateReport:
             lines.append("failed inputs:")
             lines += [f"  {failure}" for failure in self.failed]
         if self.interrupted:
-            lines.append("interrupted: rerun the same command to resume")
+            lines.append(self.interrupted_line)
         return lines
 
 
@@ -127,6 +129,8 @@ def translate(input_spec: str, output_spec: str | None, backend: Backend,
     try:
         sink = open_sink(source, output_spec, suffix=options.suffix, ext=options.ext, compare=options.compare,
                          codec=options.codec, audio=options.audio, overwrite=options.overwrite)
+        for note in sink.start_notes:
+            log(f"note: {note}")
         report = run_pipeline(source, sink, backend, options, log)
     finally:
         source.close()
@@ -187,6 +191,7 @@ class _Pipeline:
             # A backend or writer error leaves a video as incomplete as Ctrl-C does: keep it as .partial.
             self.sink.close(interrupted=self.report.interrupted or bool(self.errors) or not finished)
             self.report.notes += self.source.notes + self.sink.notes
+            self.report.interrupted_line = self.sink.interrupted_line()
         if self.errors:
             raise self.errors[0]
         return self.report
@@ -221,7 +226,7 @@ class _Pipeline:
         try:
             image = decoded.read()
             model_input, placement = self.policy.fit(to_bgr8(image))
-        except SourceError as exc:
+        except ImageReadError as exc:
             self._fail(str(exc))
             return None, 0.0
         except FrameError as exc:
@@ -363,6 +368,6 @@ class _Pipeline:
             # A camera or stream has no end: Ctrl-C is how it ends, and its video is complete.
             self.report.interrupted = not self.live
             self.stop.set()
-            self.log("Ctrl-C: stopping after the current batch (press again to abort)")
+            self.log("Ctrl-C: finishing the current batch and closing the output (press Ctrl-C again to abort)")
 
         return signal.signal(signal.SIGINT, stop_after_batch)

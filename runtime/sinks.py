@@ -1,13 +1,14 @@
 """Outputs as one argument: a folder mirroring the input tree, one image file, or a video file.
 
-Every output is written under a temporary hidden name in its own folder and renamed into place,
-so a killed job never leaves a file that looks finished; sinks know which outputs exist (resume).
-Video: OpenCV writes `--codec` fourccs (mp4v, MJPG, VP80, ...); `--codec h264` pipes raw frames
-to an ffmpeg executable (libx264); ffmpeg also copies the input's audio track when it can.
+Every output is written under a hidden temporary name, unique per writer, in its own folder and
+renamed into place (nicegan.common.AtomicOutput), so a killed job never leaves a file that looks
+finished; sinks know which outputs exist (resume).
+Video: OpenCV writes `--codec` fourccs (default per container: DEFAULT_FOURCC); `--codec h264`
+pipes raw frames to an ffmpeg executable (libx264, browser-playable); ffmpeg also copies the
+input's audio track when it can.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -17,36 +18,37 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from runtime.sources import IMAGE_EXTS, VIDEO_EXTS, ImageSource, Item, Source, VideoSource
+from nicegan.common import AtomicOutput, ImageWriteError, write_image
+from nicegan.errors import NiceganError
+from nicegan.runtime.media import has_audio_track
+from nicegan.runtime.sources import IMAGE_EXTS, VIDEO_EXTS, ImageSource, Item, Source, VideoSource, quiet_opencv
 
 DEFAULT_SUFFIX = "_nicegan"
-DEFAULT_FOURCC = {".avi": "MJPG", ".webm": "VP80"}   # everything else: mp4v (in every OpenCV wheel)
+# MPEG-4 Part 2 (mp4v/XVID) is in every OpenCV wheel and keeps a translated video about the size
+# of its input; Motion-JPEG in .avi made it 2.5x (7.5x for a CPU-friendly H.264 input).
+DEFAULT_FOURCC = {".avi": "XVID", ".webm": "VP80"}   # everything else: mp4v
+CODEC_HELP = ("video codec: a fourcc, by default mp4v (MPEG-4 Part 2) for .mp4/.mkv/.mov, XVID (the same) "
+              "for .avi and VP80 (VP8) for .webm; browsers play H.264 only: --codec h264 (needs ffmpeg)")
+H264_NAMES = ("h264", "x264", "avc1")
 DEFAULT_CONTAINERS = {".mp4", ".avi", ".mkv", ".webm", ".mov"}
 _SIXTEEN_BIT_EXTS = {".png", ".tif", ".tiff", ".pgm", ".ppm", ".pnm", ".jp2"}
 _ALPHA_EXTS = {".png", ".tif", ".tiff", ".webp", ".jp2"}
 
 
-class SinkError(ValueError):
+class SinkError(NiceganError, ValueError):
     """An output that cannot be written; the message names it and says what to do."""
 
 
-def temporary_name(path: Path) -> Path:
-    """Hidden name in the same folder (same file system, so os.replace is atomic); keeps the
-    extension because OpenCV picks the encoder from it."""
-    return path.with_name(f".{path.stem}.part{path.suffix}")
-
-
-def write_image_atomically(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_name(path)
+def write_output_image(path: Path, image: np.ndarray) -> None:
     try:
-        if not cv2.imwrite(str(tmp), _storable(image, path.suffix.lower())):
-            raise SinkError(f"{path}: OpenCV cannot write '{path.suffix}' files (choose another --ext)")
-        os.replace(tmp, path)
-    except cv2.error as exc:
-        raise SinkError(f"{path}: cannot write ({exc.err}; choose another --ext)") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+        write_image(path, _storable(image, path.suffix.lower()))
+    except ImageWriteError as exc:
+        raise SinkError(f"{exc}; choose another --ext") from None
+
+
+def partial_path(path: Path) -> Path:
+    """Where an interrupted video keeps the frames written so far."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
 def _storable(image: np.ndarray, suffix: str) -> np.ndarray:
@@ -65,9 +67,13 @@ class ImageSink:
         self.overwrite = overwrite
         self.description = description
         self.notes: list[str] = []
+        self.start_notes: list[str] = []
 
     def complete(self) -> bool:
         return False
+
+    def interrupted_line(self) -> str:
+        return "interrupted: the images written so far are kept; rerun the same command to resume"
 
     def done(self, item: Item) -> bool:
         return not self.overwrite and self.target_for(item).exists()
@@ -76,7 +82,7 @@ class ImageSink:
         target = self.target_for(item)
         if item.path is not None and target.resolve() == item.path.resolve():
             raise SinkError(f"{target}: output would overwrite its input (use another folder or --suffix)")
-        write_image_atomically(target, image)
+        write_output_image(target, image)
 
     def close(self, interrupted: bool = False) -> None:
         pass
@@ -84,28 +90,42 @@ class ImageSink:
 
 class VideoSink:
     """A video file with the input's frame rate; size taken from the first frame written.
-    Interrupted jobs keep the frames written so far, properly closed, as NAME.partial.EXT."""
+
+    A video is one unit of work: an interrupted job keeps the frames written so far, properly
+    closed, as NAME.partial.EXT, and the rerun translates the video again from its first frame,
+    replacing that file when it ends."""
     def __init__(self, path: Path, fps: float, codec: str | None, overwrite: bool,
-                 audio_from: Path | None = None):
+                 audio_from: Path | None = None, frame_count: int | None = None):
         self.path = path
         self.fps = fps
         self.codec = (codec or DEFAULT_FOURCC.get(path.suffix.lower(), "mp4v"))
         self.overwrite = overwrite
         self.audio_from = audio_from
+        self.frame_count = frame_count
         self.description = str(path)
         self.notes: list[str] = []
+        self.start_notes: list[str] = []
         self.frames = 0
-        self._tmp = temporary_name(path)
+        self.partial = partial_path(path)
+        self._output: AtomicOutput | None = None
         self._writer: _CvWriter | _FfmpegWriter | None = None
-        if self.codec.lower() in ("h264", "x264", "avc1") and find_ffmpeg() is None:
+        if self.codec.lower() in H264_NAMES and find_ffmpeg() is None:
             raise SinkError(f"--codec {self.codec} needs an ffmpeg executable on PATH "
                             "(apt-get install ffmpeg, or pip install imageio-ffmpeg), or use --codec mp4v")
+        if self.partial.exists() and not self.complete():
+            self.start_notes.append(f"{self.partial} is left from an interrupted run: translating the video "
+                                    "again from its first frame (the file is replaced when this run ends)")
 
     def complete(self) -> bool:
         return not self.overwrite and self.path.exists()
 
     def done(self, item: Item) -> bool:
         return False
+
+    def interrupted_line(self) -> str:
+        total = f" of {self.frame_count}" if self.frame_count else ""
+        return (f"interrupted: {self.frames}{total} frames kept in {self.partial}; rerunning the same command "
+                "translates the video again from its first frame")
 
     def write(self, item: Item, image: np.ndarray) -> None:
         if self._writer is None:
@@ -116,39 +136,47 @@ class VideoSink:
     def close(self, interrupted: bool = False) -> None:
         if self._writer is None:
             return
-        self._writer.close()
-        self._writer = None
+        output, self._output = self._output, None
+        try:
+            self._writer.close()
+        except BaseException:
+            output.discard()
+            raise
+        finally:
+            self._writer = None
         if self.frames == 0:
-            self._tmp.unlink(missing_ok=True)
+            output.discard()
         elif interrupted:
-            partial = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
-            os.replace(self._tmp, partial)
-            self.notes.append(f"interrupted: {self.frames} frames kept in {partial}; rerun to redo the video")
+            output.commit(self.partial)
         else:
-            self._add_audio_if_wanted()
-            os.replace(self._tmp, self.path)
+            self._commit_with_audio(output)
+            self.partial.unlink(missing_ok=True)   # an earlier interrupted run's frames: superseded
 
     def _open(self, width: int, height: int) -> "_CvWriter | _FfmpegWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.codec.lower() in ("h264", "x264", "avc1"):
+        self._output = AtomicOutput(self.path)
+        if self.codec.lower() in H264_NAMES:
             audio, self.audio_from = self.audio_from, None   # muxed while encoding
-            return _FfmpegWriter(self._tmp, self.fps, width, height, audio)
+            return _FfmpegWriter(self._output.tmp, self.fps, width, height, audio)
         if width % 2 or height % 2:
             self.notes.append(f"{self.codec} stores 4:2:0 video with even sides only: {width}x{height} is written "
                               f"as {width - width % 2}x{height - height % 2}; --codec h264 keeps the exact size")
-        return _CvWriter(self._tmp, self.codec, self.fps, width, height)
+        return _CvWriter(self._output.tmp, self.codec, self.fps, width, height)
 
-    def _add_audio_if_wanted(self) -> None:
+    def _commit_with_audio(self, video: AtomicOutput) -> None:
+        """Commit the video, with the input's audio muxed in by ffmpeg when it was asked for."""
         if self.audio_from is None:
+            video.commit()
             return
-        muxed = self._tmp.with_name(f".{self.path.stem}.audio{self.path.suffix}")
-        result = subprocess.run([find_ffmpeg(), "-y", "-loglevel", "error", "-i", str(self._tmp),
+        muxed = AtomicOutput(self.path)
+        result = subprocess.run([find_ffmpeg(), "-y", "-loglevel", "error", "-i", str(video.tmp),
                                  "-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a?",
-                                 "-c", "copy", str(muxed)], capture_output=True, text=True)
+                                 "-c", "copy", str(muxed.tmp)], capture_output=True, text=True)
         if result.returncode == 0:
-            os.replace(muxed, self._tmp)
+            video.discard()
+            muxed.commit()
         else:
-            muxed.unlink(missing_ok=True)
+            muxed.discard()
+            video.commit()
             reason = (result.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
             self.notes.append(f"audio not copied into {self.path.suffix} ({reason}); video written without it")
 
@@ -156,8 +184,9 @@ class VideoSink:
 class _CvWriter:
     def __init__(self, path: Path, codec: str, fps: float, width: int, height: int):
         if len(codec) != 4:
-            raise SinkError(f"--codec {codec}: give a four-character code (mp4v, MJPG, XVID, VP80, VP90) or h264")
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
+            raise SinkError(f"--codec {codec}: give a four-character code (mp4v, XVID, MJPG, VP80, VP90) or h264")
+        with quiet_opencv():   # a refused codec is reported below, in one line
+            self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
         if not self._writer.isOpened():
             raise SinkError(f"OpenCV cannot write codec {codec} to {path.suffix} "
                             "(pip wheels have no H.264: use --codec mp4v, or --codec h264 with ffmpeg installed)")
@@ -259,20 +288,25 @@ def _video_sink(source: VideoSource, target: Path, codec: str | None, audio: str
     if source.path is not None and target.resolve() == source.path.resolve():
         raise SinkError(f"{target}: output would overwrite the input video; choose another name")
     audio_from, note = _audio_source(source, audio)
-    sink = VideoSink(target, source.fps, codec, overwrite, audio_from)
+    sink = VideoSink(target, source.fps, codec, overwrite, audio_from, source.frame_count)
     if note:
         sink.notes.append(note)
     return sink
 
 
 def _audio_source(source: VideoSource, audio: str) -> tuple[Path | None, str | None]:
-    if audio == "none":
+    """The file to copy audio from (or None) and a note for the user when audio is lost.
+    Live inputs are never copied from; a note only when the input has an audio track."""
+    if audio == "none" or source.path is None:
         return None, None
-    if source.path is None:
-        return None, "audio: not copied (live input)"
-    if find_ffmpeg() is None:
-        return None, "audio: input audio (if any) not copied: no ffmpeg on PATH (apt-get install ffmpeg)"
-    return source.path, None
+    if find_ffmpeg() is not None:
+        return source.path, None    # ffmpeg copies the audio if there is one ("-map 1:a?")
+    tracks = has_audio_track(source.path)
+    if tracks is False:
+        return None, None
+    which = "the input's audio track" if tracks else "the input's audio (if it has any)"
+    return None, (f"{which} is not copied: that needs an ffmpeg executable (apt-get install ffmpeg, or "
+                  "pip install imageio-ffmpeg); --audio none silences this note")
 
 
 def _single_image_sink(source: ImageSource, target: Path, overwrite: bool) -> ImageSink:

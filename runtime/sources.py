@@ -10,13 +10,17 @@ from __future__ import annotations
 import glob
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Union
 
 import cv2
 import numpy as np
+
+from nicegan.common import read_image
+from nicegan.errors import NiceganError
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2",
                         ".pgm", ".ppm", ".pnm", ".pbm", ".sr", ".ras"})
@@ -28,7 +32,7 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp:
 MAX_BAD_FRAMES_IN_A_ROW = 8
 
 
-class SourceError(ValueError):
+class SourceError(NiceganError, ValueError):
     """An input that cannot be opened; the message names it and says what to do."""
 
 
@@ -48,7 +52,7 @@ class Decoded:
     load: Callable[[], np.ndarray] | None = None      # image files: read later, by a decode worker
 
     def read(self) -> np.ndarray:
-        """The frame, reading the file now if it is one; raises SourceError when unreadable."""
+        """The frame, reading the file now if it is one; raises ImageReadError when unreadable."""
         return self.image if self.load is None else self.load()
 
 
@@ -127,7 +131,7 @@ class VideoSource:
         self._cap.release()
 
 
-Source = ImageSource | VideoSource
+Source = Union[ImageSource, VideoSource]
 
 
 def open_source(spec: str) -> Source:
@@ -152,30 +156,17 @@ def open_source(spec: str) -> Source:
     raise SourceError(f"input not found: {spec} (give an image, folder, glob, .txt list, video, camera index or URL)")
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Decode one image keeping gray, alpha and 16-bit; raises SourceError for unreadable files."""
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's own log lines off: a camera or codec that cannot be opened gets our one-line error,
+    not OpenCV's warnings from every backend it tried."""
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot read ({exc.strerror})") from exc
-    if _is_truncated_jpeg(data):
-        raise SourceError(f"{path}: truncated JPEG (no end-of-image marker)")
-    # JPEGs: ANYCOLOR applies the EXIF orientation (UNCHANGED ignores it); other formats may carry alpha.
-    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if data[:2].tobytes() == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
-    try:
-        image = cv2.imdecode(data, flags) if data.size else None
-    except cv2.error as exc:  # e.g. a header announcing an absurd size
-        raise SourceError(f"{path}: not a readable image ({exc.err})") from exc
-    if image is None:
-        raise SourceError(f"{path}: not a readable image (corrupt or unsupported format)")
-    return image
-
-
-def _is_truncated_jpeg(data: np.ndarray) -> bool:
-    # libjpeg decodes a truncated file with a grey bottom and only a warning; a complete file has
-    # its last end-of-image marker after its last start-of-scan (0xFF is byte-stuffed in scans).
-    raw = data.tobytes()
-    return raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") < raw.rfind(b"\xff\xda")
+        yield
+    finally:
+        logging.setLogLevel(previous)
 
 
 def _open_file(spec: str, path: Path) -> Source:
@@ -194,7 +185,8 @@ def _open_capture(spec: str, target: str | int, api: int, live: bool, path: Path
     if api == cv2.CAP_GSTREAMER and not _has_gstreamer():
         raise SourceError(f"{spec}: this OpenCV build has no GStreamer (pip wheels do not); "
                           "install the system OpenCV (e.g. python3-opencv) and use --system-site-packages")
-    capture = cv2.VideoCapture(target, api)
+    with quiet_opencv():
+        capture = cv2.VideoCapture(target, api)
     if not capture.isOpened():
         capture.release()
         raise SourceError(f"cannot open {spec}: check that the file/device/URL exists and is a video")

@@ -23,7 +23,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     """The tiny checkpoint exported by the export stage: uint8 NHWC BGR I/O (the runtime default)."""
-    from export.to_onnx import export_onnx
+    from nicegan.export.to_onnx import export_onnx
     out = tmp_path_factory.mktemp("onnx") / "tiny_uint8.onnx"
     return export_onnx(tiny_checkpoint, out, io="uint8", parity=False, log=lambda _: None).output
 
@@ -31,7 +31,7 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_float_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     """The same model with float NCHW RGB [-1, 1] I/O (converted inside the ONNX Runtime backend)."""
-    from export.to_onnx import export_onnx
+    from nicegan.export.to_onnx import export_onnx
     out = tmp_path_factory.mktemp("onnx") / "tiny_float.onnx"
     return export_onnx(tiny_checkpoint, out, io="float", parity=False, log=lambda _: None).output
 

@@ -8,11 +8,18 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
-from trainer.checkpoint import (
-    CheckpointError, NiceConfig, atomic_torch_save, average_checkpoints, build_networks, checkpoint_dict,
-    infer_config, load_networks, slim_checkpoint,
+from nicegan.trainer.checkpoint import (
+    CheckpointError,
+    NiceConfig,
+    atomic_torch_save,
+    average_checkpoints,
+    build_networks,
+    checkpoint_dict,
+    infer_config,
+    load_networks,
+    slim_checkpoint,
 )
+from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
 
 OFFICIAL_KEYS = {"gen2B", "gen2A", "disA", "disB", "G_optimizer", "D_optimizer", "start_iter"}
 
@@ -91,9 +98,11 @@ class Evil:
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the hand-made pickle below
 @pytest.mark.parametrize("content, message", [
     (None, "no such checkpoint file"),
-    (b"\x00garbage" * 10, "not a loadable checkpoint"),
+    (b"\x00garbage" * 10, "not a PyTorch checkpoint"),
+    (bytes(range(256)) * 8, "not a PyTorch checkpoint"),
     ({"model": {}}, "not a NICE-GAN checkpoint"),
-    ("pickle", "not a loadable checkpoint"),
+    ("pickle", "not a PyTorch checkpoint"),
+    ("code", r"holds a Python object \(print\).* never run code"),
 ])
 def test_bad_checkpoints_fail_with_one_clear_line_naming_the_file(tmp_path, content, message):
     path = tmp_path / "bad.pt"
@@ -101,11 +110,14 @@ def test_bad_checkpoints_fail_with_one_clear_line_naming_the_file(tmp_path, cont
         path.write_bytes(content)
     elif content == "pickle":
         path.write_bytes(pickle.dumps({"gen2B": Evil()}))  # weights_only must refuse arbitrary objects
+    elif content == "code":
+        torch.save({"gen2B": {}, "hook": print}, path)    # a torch file that references code
     elif content is not None:
         torch.save(content, path)
     with pytest.raises(CheckpointError, match=message) as info:
         load_networks(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert "weights_only=False" not in str(info.value)   # torch's advice; never ours
 
 
 def test_architecture_mismatch_is_reported(tmp_path):
@@ -206,8 +218,8 @@ def test_averaging_refuses_other_architectures_single_files_and_its_own_inputs(t
 def test_export_pt_cli_averages_several_checkpoints_and_slims_one(tmp_path):
     from click.testing import CliRunner
 
-    from cli import cli
-    from export.translator import load_translator
+    from nicegan.cli import cli
+    from nicegan.export.translator import load_translator
     paths = _snapshots(tmp_path, seeds=(0, 1))
     runner = CliRunner()
     result = runner.invoke(cli, ["export", "pt", *map(str, paths), "-o", str(tmp_path / "avg.pt"), "--fp32"])

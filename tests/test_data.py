@@ -10,9 +10,19 @@ import pytest
 import torch
 from PIL import Image
 
+from nicegan.trainer.data import (
+    CROP_MARGIN,
+    DataError,
+    ImageFolderDataset,
+    InfiniteBatches,
+    check_layout,
+    eval_transform,
+    fixed_test_images,
+    list_images,
+    to_tensor,
+    train_transform,
+)
 from nicegan_testutils import real_photos
-from trainer.data import (CROP_MARGIN, DataError, ImageFolderDataset, InfiniteBatches, check_layout,
-                          fixed_test_images, list_images, eval_transform, to_tensor, train_transform)
 
 
 def write_photo(path: Path, size: int = 40, name: str = "coffee") -> Path:

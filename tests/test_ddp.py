@@ -10,10 +10,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from nicegan.trainer.checkpoint import read_checkpoint
+from nicegan.trainer.distributed import average_gradients, broadcast_state
+from nicegan.trainer.loop import TrainStep, make_optimizers
 from nicegan_testutils import TINY, make_trained_like
-from trainer.checkpoint import read_checkpoint
-from trainer.distributed import average_gradients, broadcast_state
-from trainer.loop import TrainStep, make_optimizers
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD = 2
@@ -68,7 +68,7 @@ def test_nicegan_train_under_torchrun(image_dataset, tmp_path):
            "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
-         "-m", "cli", "train", str(image_dataset), "--out", str(run), "--device", "cpu", "--img-size", "64",
+         "-m", "nicegan.cli", "train", str(image_dataset), "--out", str(run), "--device", "cpu", "--img-size", "64",
          "--ch", "8", "--n-res", "2", "--n-dis", "6", "--iters", "2", "--workers", "0", "--threads", "1",
          "--n-samples", "1", "--sample-every", "2", "--log-every", "1"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

@@ -6,10 +6,10 @@ import numpy as np
 import onnx
 from click.testing import CliRunner
 
-from cli import cli
-from export.metadata import ModelInfo
-from runtime.demo import ASSETS, DEFAULT_MODEL, SAMPLE_VIDEO
-from runtime.backends import open_backend
+from nicegan.cli import cli
+from nicegan.export.metadata import ModelInfo
+from nicegan.runtime.backends import open_backend
+from nicegan.runtime.demo import ASSETS, DEFAULT_MODEL, SAMPLE_VIDEO
 
 
 def video_shape(path) -> tuple[int, int, int]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.metadata import ModelInfo
-from runtime.frames import MIN_SIDE, FrameError, SizePolicy, from_bgr8, pixel_format, to_bgr8
+from nicegan.export.metadata import ModelInfo
+from nicegan.runtime.frames import MIN_SIDE, FrameError, SizePolicy, from_bgr8, pixel_format, to_bgr8
 from runtime_fixtures import photo
 
 LIGHT = ModelInfo(light=True, dynamic_hw=True, img_size=64, size_multiple=4)

@@ -17,11 +17,10 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from cli import cli
+from nicegan.cli import cli
+from nicegan.trainer import evaluate, metrics
+from nicegan.trainer.metrics import capped_subset_size, fid_from_features, kid_from_features, mmd2_unbiased, psnr, ssim
 from nicegan_testutils import real_photos
-from trainer import evaluate, metrics
-from trainer.metrics import (capped_subset_size, fid_from_features, kid_from_features, mmd2_unbiased, psnr,
-                             ssim)
 
 
 def _gaussian_features(n: int, d: int, shift: float, seed: int) -> np.ndarray:

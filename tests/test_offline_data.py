@@ -11,12 +11,20 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli import cli
-from nicegan_testutils import real_photos
-from trainer import offline_data
-from trainer.cyclegan import CycleGANConfig, CycleGANGenerator
-from trainer.offline_data import (DatasetBuildError, build_dataset, load_teacher, plan_crops, run_teacher,
-                                  skimage_sources, split_photos, video_source)
+from nicegan.cli import cli
+from nicegan.trainer import offline_data
+from nicegan.trainer.cyclegan import CycleGANConfig, CycleGANGenerator
+from nicegan.trainer.offline_data import (
+    DatasetBuildError,
+    build_dataset,
+    load_teacher,
+    plan_crops,
+    run_teacher,
+    skimage_sources,
+    split_photos,
+    video_source,
+)
+from nicegan_testutils import assert_within_one_level, real_photos
 
 SIZE = 32
 
@@ -117,9 +125,11 @@ def test_files_hold_the_planned_crops_and_teacher_outputs(built, sources, stand_
         crop = next(c for c in plan if c.folder == folder)
         window = frames[crop.source][crop.frame][crop.y:crop.y + crop.side, crop.x:crop.x + crop.side]
         expected_real = cv2.resize(window, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-        assert np.array_equal(_read(built / folder / crop.file_name), expected_real)
+        assert_within_one_level(_read(built / folder / crop.file_name), expected_real)
         taught = _read(built / f"{folder}_teacher" / crop.file_name)
-        assert np.array_equal(taught, run_teacher(teacher, [window], SIZE, 2 * SIZE, "cpu")[0])
+        # The build ran the teacher on a batch, this on a batch of one: other kernels, other float
+        # rounding, so a pixel may land on the next level (1 of 3,072 on an AVX-512 Xeon).
+        assert_within_one_level(taught, run_teacher(teacher, [window], SIZE, 2 * SIZE, "cpu")[0])
         assert np.abs(taught.astype(int) - expected_real).mean() > 5  # the teacher changed the image
 
 

@@ -12,16 +12,16 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
-from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
 
-import export.to_onnx as to_onnx
-from cli import cli
-from export.metadata import ModelInfo
-from export.stable_norms import StagedAdaILN, StagedILN
-from export.to_onnx import ExportError, export_onnx
-from export.translator import TranslatorError, UInt8IO, load_translator
-from trainer.checkpoint import file_sha256
-from trainer.networks import ILN, adaILN
+import nicegan.export.to_onnx as to_onnx
+from nicegan.cli import cli
+from nicegan.common import file_sha256
+from nicegan.export.metadata import ModelInfo
+from nicegan.export.stable_norms import StagedAdaILN, StagedILN
+from nicegan.export.to_onnx import ExportError, export_onnx
+from nicegan.export.translator import TranslatorError, UInt8IO, load_translator
+from nicegan.trainer.networks import ILN, adaILN
+from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -167,6 +167,7 @@ def test_fixed_batch_and_size_for_light(tiny_checkpoint, tmp_path):
 
 def test_parity_uses_given_real_images(tiny_checkpoint, tmp_path):
     import cv2
+
     from nicegan_testutils import real_photos
     paths = []
     for name in ("chelsea", "rocket"):
@@ -256,8 +257,8 @@ def test_scale_is_checked_before_loading_and_refused_for_full_models(full_checkp
         export_onnx(tmp_path / "missing.pt", tmp_path / "x.onnx", scale=5, log=lambda _: None)
     with pytest.raises(TranslatorError, match="full .*drop --scale"):
         export_onnx(full_checkpoint, tmp_path / "x.onnx", scale=2, log=lambda _: None)
-    from cli import SCALE_RANGE
-    from export.translator import SCALES
+    from nicegan.cli import SCALE_RANGE
+    from nicegan.export.translator import SCALES
     assert (SCALE_RANGE.min, SCALE_RANGE.max) == (min(SCALES), max(SCALES))   # the CLI offers what loads
 
 
@@ -289,7 +290,7 @@ def test_cli_default_output_name_and_errors(tiny_checkpoint, tmp_path):
     corrupt.write_bytes(ckpt.read_bytes()[:1000])
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
-    for path, needle in ((tmp_path / "missing.pt", "no such checkpoint"), (corrupt, "not a loadable"),
+    for path, needle in ((tmp_path / "missing.pt", "no such checkpoint"), (corrupt, "not a PyTorch checkpoint"),
                          (foreign, "not a NICE-GAN checkpoint")):
         result = runner.invoke(cli, ["export", "onnx", str(path)])
         assert result.exit_code == 1

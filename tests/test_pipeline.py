@@ -9,11 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.backends import open_backend
-from runtime.pipeline import TranslateOptions, translate
-from runtime.sinks import find_ffmpeg
-from runtime_fixtures import (corrupt_mjpeg_frame, distinct_frames, output_files, photo, read_clip, truncate,
-                              write_clip)
+from nicegan.runtime.backends import open_backend
+from nicegan.runtime.pipeline import TranslateOptions, translate
+from nicegan.runtime.sinks import find_ffmpeg
+from runtime_fixtures import corrupt_mjpeg_frame, distinct_frames, output_files, photo, read_clip, truncate, write_clip
 
 QUIET = dict(progress=False)
 
@@ -214,9 +213,9 @@ def test_audio_is_copied_with_ffmpeg(backend, tmp_path, codec):
 
 def test_ctrl_c_ends_a_live_stream_with_a_finished_video(tiny_onnx, tmp_path):
     """A camera has no end: Ctrl-C finishes the video under its real name (a file stands in for it)."""
-    from runtime.pipeline import run_pipeline
-    from runtime.sinks import VideoSink
-    from runtime.sources import VideoSource
+    from nicegan.runtime.pipeline import run_pipeline
+    from nicegan.runtime.sinks import VideoSink
+    from nicegan.runtime.sources import VideoSource
 
     class StoppedByUser(type(open_backend(tiny_onnx))):
         calls = 0

@@ -5,10 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.sinks import SinkError, VideoSink, default_output, find_ffmpeg, open_sink, write_image_atomically
-from runtime.sources import ImageSource, SourceError, VideoSource, open_source, read_image
-from runtime_fixtures import (corrupt_mjpeg_frame, distinct_frames, output_files, photo, read_clip, truncate,
-                              write_clip)
+from nicegan.common import ImageReadError, read_image
+from nicegan.runtime.sinks import SinkError, VideoSink, default_output, find_ffmpeg, open_sink, write_output_image
+from nicegan.runtime.sources import ImageSource, SourceError, VideoSource, open_source
+from runtime_fixtures import corrupt_mjpeg_frame, distinct_frames, output_files, photo, read_clip, truncate, write_clip
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_glob_and_text_list(image_tree, tmp_path):
     assert names(source) == ["z.png", "b/deep/c.png", "missing.png"]
     decoded = list(source.frames(skip=lambda item: False))
     assert decoded[0].read().shape == (40, 48, 3)
-    with pytest.raises(SourceError, match="missing.png"):
+    with pytest.raises(ImageReadError, match="missing.png"):
         decoded[2].read()
 
 
@@ -81,7 +81,7 @@ def test_corrupt_and_truncated_images_are_errors_not_garbage(tmp_path):
     (tmp_path / "junk.png").write_bytes(b"\x89PNG not really")
     (tmp_path / "empty.jpg").write_bytes(b"")
     for bad in (truncate(jpg), truncate(png), tmp_path / "junk.png", tmp_path / "empty.jpg"):
-        with pytest.raises(SourceError, match=bad.name):
+        with pytest.raises(ImageReadError, match=bad.name):
             read_image(bad)
 
 
@@ -123,14 +123,14 @@ def test_a_truncated_video_ends_with_a_note(tmp_path):
 
 def test_images_are_written_atomically_and_formats_degrade_gracefully(tmp_path):
     deep_alpha = np.dstack([photo("coffee", 10, 12), np.full((10, 12), 9, np.uint8)]).astype(np.uint16) * 257
-    write_image_atomically(tmp_path / "sub" / "x.jpg", deep_alpha)   # JPEG: 8-bit, no alpha
+    write_output_image(tmp_path / "sub" / "x.jpg", deep_alpha)   # JPEG: 8-bit, no alpha
     written = cv2.imread(str(tmp_path / "sub" / "x.jpg"), cv2.IMREAD_UNCHANGED)
     assert written.dtype == np.uint8 and written.shape == (10, 12, 3)
-    write_image_atomically(tmp_path / "x.png", deep_alpha)
+    write_output_image(tmp_path / "x.png", deep_alpha)
     assert cv2.imread(str(tmp_path / "x.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
     assert sorted(p.name for p in output_files(tmp_path)) == ["x.jpg", "x.png"]   # no temporary files left
     with pytest.raises(SinkError, match="cannot write"):
-        write_image_atomically(tmp_path / "x.unknownext", deep_alpha)
+        write_output_image(tmp_path / "x.unknownext", deep_alpha)
     assert sorted(p.name for p in output_files(tmp_path)) == ["x.jpg", "x.png"]
 
 
@@ -185,7 +185,7 @@ def test_video_sink_writes_atomically_and_keeps_interrupted_work_as_partial(tmp_
         stopped.write(None, frame)
     stopped.close(interrupted=True)
     assert len(read_clip(tmp_path / "stop.partial.avi")[0]) == 3
-    assert not (tmp_path / "stop.avi").exists() and "stop.partial.avi" in stopped.notes[0]
+    assert not (tmp_path / "stop.avi").exists() and "stop.partial.avi" in stopped.interrupted_line()
 
 
 def test_an_unwritable_codec_names_the_fix(tmp_path):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from export import to_tensorrt
-from export.to_tensorrt import OPTIONAL_API, REQUIRED_API
+from nicegan.export import to_tensorrt
+from nicegan.export.to_tensorrt import OPTIONAL_API, REQUIRED_API
 
 ROOT = Path(__file__).resolve().parents[1]
 BINDINGS = ROOT / ".cache" / "trt-bindings"
@@ -36,7 +36,7 @@ PROBE = r"""
 import json, sys
 import numpy as np
 import tensorrt_bindings as trt
-from export import to_tensorrt as t
+from nicegan.export import to_tensorrt as t
 
 def present(owner, name):
     obj = trt if owner == "module" else getattr(trt, owner, None)

@@ -10,12 +10,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from export.to_tensorrt import BuildOptions, DimRange, GpuIdentity, build_engine
-from trainer.hashing import file_sha256
-from nicegan_testutils import real_photos, random_crops
-from runtime.backends.base import BackendError
-from runtime.backends.tensorrt_backend import TensorRTBackend
-from runtime.pipeline import default_batch_size
+from nicegan.common import file_sha256
+from nicegan.export.to_tensorrt import BuildOptions, DimRange, GpuIdentity, build_engine
+from nicegan.runtime.backends.base import BackendError
+from nicegan.runtime.backends.tensorrt_backend import TensorRTBackend
+from nicegan.runtime.pipeline import default_batch_size
+from nicegan_testutils import assert_within_one_level, random_crops, real_photos
 from trt_fakes import FakeMemory, fake_tensorrt
 
 GPU = GpuIdentity("NVIDIA GeForce RTX 4090", "8.9")
@@ -72,7 +72,7 @@ def test_batches_above_the_profile_maximum_are_split(tiny_onnx, tmp_path):
     frames = photos(5, 64, 64)
     out = backend.infer(frames)
     assert out.shape == frames.shape and [op[0] for op in memory.ops].count("execute") == 3
-    np.testing.assert_array_equal(out, ort_uint8(tiny_onnx, frames))
+    assert_within_one_level(out, ort_uint8(tiny_onnx, frames))   # batches 2+2+1 against one batch of 5
 
 
 def test_runtime_batches_no_more_than_the_engine_profile_takes(tiny_onnx, tmp_path):

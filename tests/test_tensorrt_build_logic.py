@@ -12,11 +12,22 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
-from export.metadata import ModelInfo
-from export.to_tensorrt import (STRONG, WEAK, BuildOptions, DimRange, GpuIdentity, TensorRTError, build_engine,
-                                default_timing_cache, import_tensorrt, profile_shapes, read_sidecar)
-from trainer.hashing import file_sha256
+from nicegan.cli import cli
+from nicegan.common import file_sha256
+from nicegan.export.metadata import ModelInfo
+from nicegan.export.to_tensorrt import (
+    STRONG,
+    WEAK,
+    BuildOptions,
+    DimRange,
+    GpuIdentity,
+    TensorRTError,
+    build_engine,
+    default_timing_cache,
+    import_tensorrt,
+    profile_shapes,
+    read_sidecar,
+)
 from trt_fakes import VERSIONS, fake_tensorrt
 
 GPU = GpuIdentity("NVIDIA Jetson AGX Orin", "8.7")
@@ -26,7 +37,7 @@ STATISTICS_OPS = {"ReduceMean", "Sqrt", "Div", "Sub"}
 
 @pytest.fixture(scope="module")
 def tiny_fp16_onnx(tiny_checkpoint, tmp_path_factory):
-    from export.to_onnx import export_onnx
+    from nicegan.export.to_onnx import export_onnx
     out = tmp_path_factory.mktemp("onnx16") / "tiny_fp16.onnx"
     return export_onnx(tiny_checkpoint, out, fp16=True, parity=False, log=lambda _: None).output
 

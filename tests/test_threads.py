@@ -7,9 +7,9 @@ import sys
 
 import torch
 
-import trainer.threads as threads
-from runtime.backends import open_backend
-from trainer.threads import busy_cores, cpu_threads
+import nicegan.common as threads
+from nicegan.runtime.backends import open_backend
+from nicegan.common import busy_cores, cpu_threads
 
 JIFFIES_PER_WINDOW = 200
 

@@ -19,11 +19,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli import cli
+from nicegan.cli import cli
+from nicegan.trainer.checkpoint import load_networks, read_checkpoint
+from nicegan.trainer.loop import LATEST, StopRequest, Trainer, TrainOptions, learning_rate
 from nicegan_testutils import TINY, make_trained_like
 from official_step import official_optimizers, official_step
-from trainer.checkpoint import load_networks, read_checkpoint
-from trainer.loop import LATEST, StopRequest, Trainer, TrainOptions, learning_rate
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--img-size", "64", "--ch", "8", "--n-res", "2", "--n-dis", "6", "--workers", "0", "--n-samples", "2",
@@ -175,7 +175,7 @@ def test_corrupt_training_image_is_reported_once_and_skipped(image_dataset, tmp_
 def test_ctrl_c_saves_latest_and_exits_cleanly(image_dataset, tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "train", str(image_dataset), "--out", str(run), *TINY_ARGS,
+    proc = subprocess.Popen([sys.executable, "-m", "nicegan.cli", "train", str(image_dataset), "--out", str(run), *TINY_ARGS,
                              "--iters", "100000", "--workers", "1", "--n-samples", "0"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -228,8 +228,8 @@ def test_identity_init_starts_every_path_as_the_identity_and_is_not_repeated_on_
 
 @pytest.mark.parametrize("native", [False, True])
 def test_bf16_on_a_cpu_that_emulates_it_is_warned_about(image_dataset, tmp_path, monkeypatch, capsys, native):
-    import trainer.loop
-    monkeypatch.setattr(trainer.loop, "cpu_has_native_bf16", lambda: native)
+    from nicegan.trainer import loop
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: native)
     Trainer(TrainOptions(data_root=str(image_dataset), out=str(tmp_path / "run"), img_size=64, ch=8, n_res=2,
                          n_dis=6, amp="bf16", device="cpu", workers=0, n_samples=0, threads=1))
     warned = "--amp bf16 on a CPU without AVX-512 BF16 or AMX is emulated" in capsys.readouterr().out

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from click.testing import CliRunner
 
-from cli import cli
+from nicegan.cli import cli
 from runtime_fixtures import distinct_frames, output_files, photo, read_clip, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def test_translate_video_with_compare_to_the_default_name(tiny_checkpoint, tmp_p
 
 
 def test_scale_runs_a_checkpoint_like_its_scaled_export(tiny_checkpoint, tmp_path):
-    from export.to_onnx import export_onnx
+    from nicegan.export.to_onnx import export_onnx
     scaled_onnx = export_onnx(tiny_checkpoint, tmp_path / "x2.onnx", scale=2, parity=False, log=lambda _: None).output
     image = tmp_path / "coffee.png"
     cv2.imwrite(str(image), photo("coffee", 44, 60))
@@ -88,7 +88,7 @@ def test_job_killed_with_sigkill_resumes_without_partial_files(tiny_onnx, tmp_pa
     base = photo("astronaut", 256, 256)
     for i in range(count):
         cv2.imwrite(str(root / f"{i:03d}.png"), np.roll(base, 5 * i, axis=1))
-    job = subprocess.Popen([sys.executable, "-m", "cli", "translate", str(root), str(out), "-m", str(tiny_onnx),
+    job = subprocess.Popen([sys.executable, "-m", "nicegan.cli", "translate", str(root), str(out), "-m", str(tiny_onnx),
                             "-b", "1", "--no-progress"], cwd=REPO, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

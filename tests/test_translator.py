@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
 
-from export.translator import FoldedEncoder, TranslatorError, UInt8IO, fold_cam, load_translator
+from nicegan.export.translator import FoldedEncoder, TranslatorError, UInt8IO, fold_cam, load_translator
+from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -110,7 +110,7 @@ def test_foreign_and_missing_files_raise_one_clear_error(tmp_path):
     torch.save({"conv.weight": torch.zeros(2, 2)}, foreign)
     corrupt = tmp_path / "broken.pt"
     corrupt.write_bytes(b"not a torch file")
-    for path, needle in ((foreign, "not a NICE-GAN checkpoint"), (corrupt, "not a loadable checkpoint"),
+    for path, needle in ((foreign, "not a NICE-GAN checkpoint"), (corrupt, "not a PyTorch checkpoint"),
                          (tmp_path / "missing.pt", "no such checkpoint file")):
         with pytest.raises(TranslatorError) as err:
             load_translator(path)

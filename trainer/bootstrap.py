@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from trainer.metrics import polynomial_kernel
+from nicegan.trainer.metrics import polynomial_kernel
 
 CONFIDENCE = 0.95
 

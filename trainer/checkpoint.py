@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from trainer.hashing import file_sha256  # noqa: F401 - part of this module's API
-from trainer.networks import Discriminator, ResnetGenerator
+from nicegan.common import AtomicOutput
+from nicegan.errors import NiceganError
+from nicegan.trainer.networks import Discriminator, ResnetGenerator
 
 NET_NAMES = ("gen2B", "gen2A", "disA", "disB")
 # thop's profile() leaves these buffers behind; old official checkpoints carry them (NICE-GAN #4).
 _PROFILER_KEYS = ("total_ops", "total_params")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(NiceganError, ValueError):
     """A checkpoint file that cannot be used; the message names the file and the fix."""
 
 
@@ -108,17 +109,35 @@ def infer_config(ckpt: dict[str, Any], default_img_size: int = 256) -> NiceConfi
                       residual=bool(stored.get("residual", False)))
 
 
+def load_tensors(path: str | os.PathLike) -> Any:
+    """torch.load with weights_only=True (never unpickles code), on the CPU; CheckpointError with
+    one line otherwise. torch's own message advises weights_only=False, which nicegan never does."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated, foreign or unsafe files
+        raise CheckpointError(f"{path}: {_load_failure(exc)}") from None
+
+
+def _load_failure(exc: Exception) -> str:
+    unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    if unsafe:
+        return (f"holds a Python object ({unsafe.group(1)}) that a safe load refuses: checkpoints are read with "
+                "weights_only=True and never run code; re-save its state_dicts (tensors, numbers, strings) "
+                "with torch.save, or pick another file")
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot read it ({exc.strerror})"
+    text = str(exc).strip()
+    first = text.splitlines()[0].split(". ")[0][:160] if text else type(exc).__name__
+    cause = "" if "weights_only" in first else f" ({first})"
+    return f"not a PyTorch checkpoint: corrupt, truncated or another format{cause}; pick another file"
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint dict safely (weights_only) and check it has the official layout."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file; pass the path of a .pt file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(
-            f"{path}: not a loadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-            "re-save it with torch.save or pick another file") from exc
+    ckpt = load_tensors(path)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: expected a dict of state_dicts, found {type(ckpt).__name__}")
     missing = [n for n in ("gen2B", "gen2A", "disA", "disB") if n not in ckpt]
@@ -147,19 +166,9 @@ def load_networks(path: str | os.PathLike, default_img_size: int = 256) -> tuple
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """Write to a temp file in the target folder, fsync, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save through an fsynced temporary file: readers never see half a checkpoint."""
+    with AtomicOutput(path, fsync=True) as tmp:
+        torch.save(obj, tmp)
 
 
 def checkpoint_dict(nets: NiceNetworks, g_optimizer: torch.optim.Optimizer | None,

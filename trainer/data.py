@@ -21,13 +21,15 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from nicegan.errors import NiceganError
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 SPLITS = ("trainA", "trainB", "testA", "testB")
 LAYOUT_HINT = "expected DATA_ROOT/trainA, trainB, testA, testB (folders of .jpg/.png/... images, searched recursively)"
 CROP_MARGIN = 30  # official: resize to img_size+30, then random crop img_size
 
 
-class DataError(ValueError):
+class DataError(NiceganError, ValueError):
     """A data folder that cannot be used; the message names the folder and the expected layout."""
 
 

@@ -4,17 +4,29 @@ bootstrap interval (see trainer/bootstrap.py)."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from trainer.bootstrap import Difference, PairedScores, PerImageScores, compare_to_baseline, format_comparison
-from trainer.metrics import (PROTOCOL, SSIM_DEFINITION, Extractor, MetricsError, capped_subset_size,
-                             extract_features, fid_from_features, kid_from_features, list_folder_images,
-                             load_extractor, psnr, read_rgb, ssim)
+from nicegan.common import write_text_atomic
+from nicegan.trainer.bootstrap import Difference, PairedScores, PerImageScores, compare_to_baseline, format_comparison
+from nicegan.trainer.metrics import (
+    PROTOCOL,
+    SSIM_DEFINITION,
+    Extractor,
+    MetricsError,
+    capped_subset_size,
+    extract_features,
+    fid_from_features,
+    kid_from_features,
+    list_folder_images,
+    load_extractor,
+    psnr,
+    read_rgb,
+    ssim,
+)
 
 
 @dataclass
@@ -148,6 +160,4 @@ def format_table(result: EvalResult, real_dir: Path, fake_dir: Path, paired_ref:
 
 
 def write_json(result: EvalResult, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(result.to_dict(), indent=2) + "\n")

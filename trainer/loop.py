@@ -35,14 +35,23 @@ import torch
 from torch.nn.utils.spectral_norm import SpectralNorm
 from tqdm import tqdm
 
-from trainer import distributed as ddp
-from trainer.checkpoint import (NiceConfig, NiceNetworks, atomic_torch_save, build_networks, checkpoint_dict,
-                                infer_config, read_checkpoint)
-from trainer.data import ImageFolderDataset, InfiniteBatches, check_layout, fixed_test_images, train_transform
-from trainer.losses import LossWeights, discriminator_domain_loss, generator_adversarial_loss, l1
-from trainer.runlog import RunLog
-from trainer.samples import inversion_warning, translation_columns, write_image_atomic
-from trainer.threads import cpu_has_native_bf16, cpu_threads
+from nicegan.common import cpu_threads, write_image, write_text_atomic
+from nicegan.errors import NiceganError
+from nicegan.trainer import distributed as ddp
+from nicegan.trainer.checkpoint import (
+    NiceConfig,
+    NiceNetworks,
+    atomic_torch_save,
+    build_networks,
+    checkpoint_dict,
+    infer_config,
+    read_checkpoint,
+)
+from nicegan.trainer.data import ImageFolderDataset, InfiniteBatches, check_layout, fixed_test_images, train_transform
+from nicegan.trainer.losses import LossWeights, discriminator_domain_loss, generator_adversarial_loss, l1
+from nicegan.trainer.runlog import RunLog
+from nicegan.trainer.samples import inversion_warning, translation_columns
+from nicegan.trainer.threads import cpu_has_native_bf16
 
 ADAM_BETAS = (0.5, 0.999)
 WEIGHT_DECAY = 1e-4
@@ -53,7 +62,7 @@ SESSION_FIELDS = ("data_root", "out", "resume", "device", "workers", "threads", 
 LATEST = "latest"
 
 
-class TrainError(ValueError):
+class TrainError(NiceganError, ValueError):
     """A training setup that cannot run; the message says what to change."""
 
 
@@ -65,7 +74,7 @@ class TrainOptions:
     load_size: int = 0  # training images are resized to this before the crop; 0: img_size + 30 (official)
     ch: int = 64
     n_res: int = 6
-    n_dis: int = 7
+    n_dis: int = 0  # 0: the official 7, or the deepest discriminator that img_size fits (default_n_dis)
     light: bool = True
     residual: bool = False  # generators decode a change added to their source image (not official)
     iters: int = 300_000
@@ -105,6 +114,57 @@ class TrainResult:
     paused: bool = False  # stopped at --stop-at, before --iters
     checkpoint: Path | None = None
     samples: list[Path] = field(default_factory=list)
+
+
+# --- options --------------------------------------------------------------------------------
+
+OFFICIAL_N_DIS, MIN_N_DIS = 7, 6
+
+
+def smallest_crop(n_dis: int) -> int:
+    """The smallest training crop for a discriminator of depth n_dis: its global head needs a 1x1 output."""
+    return 3 * 2 ** (n_dis - 2)
+
+
+def default_n_dis(img_size: int) -> int:
+    """The official depth (7), or the deepest one whose global head fits `img_size` (6 from 48 px)."""
+    fitting = [n for n in range(MIN_N_DIS, OFFICIAL_N_DIS + 1) if smallest_crop(n) <= img_size]
+    return max(fitting, default=MIN_N_DIS)
+
+
+def check_options(o: TrainOptions, n_dis_given: bool = True) -> None:
+    """Refuse options that cannot train, with the fix in the message (n_dis already resolved)."""
+    smallest = smallest_crop(o.n_dis)
+    if o.img_size % 4 or o.img_size < smallest:
+        if o.img_size % 4 == 0 and o.img_size >= smallest_crop(MIN_N_DIS) and n_dis_given:
+            fix = f"use --n-dis {default_n_dis(o.img_size)}, or leave --n-dis out to have it chosen from --img-size"
+        else:
+            fix = f"use a multiple of 4 of at least {smallest_crop(MIN_N_DIS)}"
+        raise TrainError(f"--img-size {o.img_size}: a discriminator of depth {o.n_dis} needs crops that are a "
+                         f"multiple of 4 and at least {smallest} px; {fix}")
+    for name in ("iters", "batch_size", "save_every", "sample_every", "log_every"):
+        if getattr(o, name) < 1:
+            raise TrainError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(o, name)})")
+    if o.load_size and o.load_size < o.img_size:
+        raise TrainError(f"--load-size {o.load_size}: must be at least --img-size {o.img_size} (or 0)")
+    if o.stop_at < 0:
+        raise TrainError(f"--stop-at must be >= 0 (got {o.stop_at})")
+    if o.identity_init < 0:
+        raise TrainError(f"--identity-init must be >= 0 (got {o.identity_init})")
+    if o.identity_init and o.residual:
+        raise TrainError("--identity-init with --residual: residual generators start as the identity "
+                         "already; drop --identity-init")
+    if o.amp not in AMP_DTYPES:
+        raise TrainError(f"--amp must be one of {', '.join(AMP_DTYPES)} (got {o.amp!r})")
+
+
+def resolve_options(options: TrainOptions) -> TrainOptions:
+    """n_dis chosen from img_size when it was not given (0), then every option checked."""
+    given = options.n_dis != 0
+    if not given:
+        options = replace(options, n_dis=default_n_dis(options.img_size))
+    check_options(options, n_dis_given=given)
+    return options
 
 
 # --- the maths ------------------------------------------------------------------------------
@@ -424,8 +484,8 @@ class Trainer:
         if ckpt is not None:
             options = merge_resumed_options(options, explicit, train_state.get("options", {}))
             options = replace(options, **checkpoint_architecture(ckpt, options, set(explicit)))
-        self.options = options
-        self._check_options()
+        self.options = resolve_options(options)
+        self._warn_about_emulated_bf16()
         self.step = int(ckpt["start_iter"]) if ckpt else 0
         # A run past step 0 (ours or official) is initialised; one saved at step 0 only if it says so.
         self.identity_init_done = self.step > 0 or bool(train_state.get("identity_init_done"))
@@ -445,26 +505,8 @@ class Trainer:
                 torch.manual_seed(options.seed + 7919 * self.context.rank + self.step)
         self._make_data(train_state.get("data_passes", {}))
 
-    def _check_options(self) -> None:
+    def _warn_about_emulated_bf16(self) -> None:
         o = self.options
-        smallest = 3 * 2 ** (o.n_dis - 2)  # the global head needs a 1x1 output
-        if o.img_size % 4 or o.img_size < smallest:
-            raise TrainError(f"--img-size {o.img_size}: must be a multiple of 4 and at least {smallest} "
-                             f"for --n-dis {o.n_dis}")
-        for name in ("iters", "batch_size", "save_every", "sample_every", "log_every"):
-            if getattr(o, name) < 1:
-                raise TrainError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(o, name)})")
-        if o.load_size and o.load_size < o.img_size:
-            raise TrainError(f"--load-size {o.load_size}: must be at least --img-size {o.img_size} (or 0)")
-        if o.stop_at < 0:
-            raise TrainError(f"--stop-at must be >= 0 (got {o.stop_at})")
-        if o.identity_init < 0:
-            raise TrainError(f"--identity-init must be >= 0 (got {o.identity_init})")
-        if o.identity_init and o.residual:
-            raise TrainError("--identity-init with --residual: residual generators start as the identity "
-                             "already; drop --identity-init")
-        if o.amp not in AMP_DTYPES:
-            raise TrainError(f"--amp must be one of {', '.join(AMP_DTYPES)} (got {o.amp!r})")
         if o.amp == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
             tqdm.write("warning: --amp bf16 on a CPU without AVX-512 BF16 or AMX is emulated and several "
                        "times slower than --amp off; use --amp off here")
@@ -522,11 +564,11 @@ class Trainer:
                 ("A2B", (n.disA, n.gen2B, n.disB, n.gen2A), self.sample_images["A"]),
                 ("B2A", (n.disB, n.gen2A, n.disA, n.gen2B), self.sample_images["B"])):
             path = self.run_dir / "samples" / f"{name}_{self.step:07d}.png"
-            grid, correlation = translation_columns(src_dis, to_tgt, tgt_dis, to_src,
+            grid, brightness = translation_columns(src_dis, to_tgt, tgt_dis, to_src,
                                                     images.to(memory_format=self.memory_format))
-            write_image_atomic(path, grid)
+            write_image(path, grid)
             paths.append(path)
-            warning = inversion_warning(name, correlation, self.step)
+            warning = inversion_warning(name, brightness, self.step)
             if warning:
                 tqdm.write(warning)
         for module in n.as_dict().values():
@@ -538,9 +580,7 @@ class Trainer:
                   "world_size": self.context.world_size, "device": str(self.device),
                   "torch": torch.__version__, "python": sys.version.split()[0],
                   "adam": {"betas": ADAM_BETAS, "weight_decay": WEIGHT_DECAY}}
-        tmp = self.run_dir / ".config.json.tmp"
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-        tmp.replace(self.run_dir / "config.json")
+        write_text_atomic(self.run_dir / "config.json", json.dumps(config, indent=2) + "\n")
 
     def _check_finite(self, row: dict[str, float]) -> None:
         """Stop a diverged run instead of training NaNs for hours (fp16 is exempt: its loss scaler

@@ -26,8 +26,9 @@ from scipy import linalg
 from scipy.ndimage import gaussian_filter
 from tqdm import tqdm
 
-from trainer.checkpoint import file_sha256
-from trainer.data import IMAGE_EXTENSIONS
+from nicegan.common import file_sha256
+from nicegan.errors import NiceganError
+from nicegan.trainer.data import IMAGE_EXTENSIONS
 
 INCEPTION_SIZE = 299
 FID_HELPER_FILE = "default_1.pt"
@@ -41,7 +42,7 @@ SSIM_DEFINITION = ("SSIM: Gaussian window sigma 1.5 (11x11), K1 0.01, K2 0.03, L
                    "use_sample_covariance=False, channel_axis=-1))")
 
 
-class MetricsError(RuntimeError):
+class MetricsError(NiceganError, RuntimeError):
     """An evaluation that cannot run; the message names the path and the fix."""
 
 

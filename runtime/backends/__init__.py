@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from runtime.backends.base import Backend, BackendError
+from nicegan.errors import require
+from nicegan.runtime.backends.base import Backend, BackendError
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 _KIND_BY_SUFFIX = {".engine": "tensorrt", ".plan": "tensorrt", ".onnx": "onnxruntime", ".pt": "torch", ".pth": "torch"}
@@ -41,16 +42,15 @@ def open_backend(model_path: str | os.PathLike, backend: str = "auto", half: boo
         raise BackendError(f"{model_path}: --scale is for PyTorch checkpoints; an exported model runs at the "
                            "scale it was exported with (nicegan export onnx --scale), so drop --scale")
     if kind == "tensorrt":
-        try:
-            from runtime.backends.tensorrt_backend import TensorRTBackend
-        except ImportError as exc:
-            raise BackendError(f"{model_path}: TensorRT engines need the tensorrt and pycuda packages "
-                               f"({exc}); on a desktop: pip install 'nicegan[tensorrt]', on Jetson: JetPack") from exc
+        from nicegan.runtime.backends.tensorrt_backend import TensorRTBackend
         return TensorRTBackend(model_path, device=_device_index(device))
     if kind == "onnxruntime":
-        from runtime.backends.onnxruntime_backend import ONNXRuntimeBackend
+        require("onnxruntime", f"running {model_path}", "pip install onnxruntime (onnxruntime-gpu for CUDA)")
+        from nicegan.runtime.backends.onnxruntime_backend import ONNXRuntimeBackend
         return ONNXRuntimeBackend(model_path, device=device)
-    from runtime.backends.torch_backend import TorchBackend
+    require("torch", f"running the checkpoint {model_path}",
+            "pip install torch, or export it where torch is installed: nicegan export onnx CHECKPOINT")
+    from nicegan.runtime.backends.torch_backend import TorchBackend
     return TorchBackend(model_path, device=device, half=half, direction=direction, scale=scale)
 
 

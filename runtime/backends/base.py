@@ -10,10 +10,11 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from export.metadata import ModelInfo
+from nicegan.errors import NiceganError
+from nicegan.export.metadata import ModelInfo
 
 
-class BackendError(RuntimeError):
+class BackendError(NiceganError, RuntimeError):
     """A model that cannot run on this backend; the message names the file and the fix."""
 
 

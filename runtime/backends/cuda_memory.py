@@ -9,8 +9,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from export.to_tensorrt import PYCUDA_HINT, GpuIdentity
-from runtime.backends.base import BackendError
+from nicegan.export.to_tensorrt import PYCUDA_HINT, GpuIdentity
+from nicegan.runtime.backends.base import BackendError
 
 
 class PycudaMemory:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from export.metadata import PREFIX, ModelInfo
-from runtime.backends.base import Backend, BackendError
+from nicegan.export.metadata import ModelInfo, model_info_from_onnx
+from nicegan.runtime.backends.base import Backend, BackendError
 
 
 class ONNXRuntimeBackend(Backend):
@@ -70,13 +70,7 @@ def _providers(device: str | None) -> list:
 
 
 def _model_info(session: ort.InferenceSession) -> ModelInfo:
-    """ModelInfo from the nicegan.* metadata; graphs exported elsewhere get it from their I/O."""
-    props = session.get_modelmeta().custom_metadata_map
-    if any(key.startswith(PREFIX) for key in props):
-        return ModelInfo.from_metadata(props)
     graph_input = session.get_inputs()[0]
     uint8 = graph_input.type == "tensor(uint8)"
-    h, w = (graph_input.shape[1:3] if uint8 else graph_input.shape[2:4])
-    fixed = isinstance(h, int) and isinstance(w, int)
-    return ModelInfo(arch="unknown", io="uint8" if uint8 else "float", light=not fixed,
-                     dynamic_hw=not fixed, img_size=h if fixed else 256)
+    height, width = graph_input.shape[1:3] if uint8 else graph_input.shape[2:4]
+    return model_info_from_onnx(session.get_modelmeta().custom_metadata_map, uint8, height, width)

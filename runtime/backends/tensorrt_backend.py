@@ -12,11 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from export.to_tensorrt import (TensorRTError, engine_mismatch, import_tensorrt, model_info_from_sidecar,
-                                read_sidecar)
-from trainer.hashing import file_sha256
-from runtime.backends.base import Backend, BackendError
-from runtime.backends.cuda_memory import PycudaMemory, Staging
+from nicegan.common import file_sha256
+from nicegan.export.to_tensorrt import (
+    TensorRTError,
+    engine_mismatch,
+    import_tensorrt,
+    model_info_from_sidecar,
+    read_sidecar,
+)
+from nicegan.runtime.backends.base import Backend, BackendError
+from nicegan.runtime.backends.cuda_memory import PycudaMemory, Staging
 
 
 def _rebuild_hint(engine_path: Path) -> str:

@@ -7,9 +7,9 @@ import os
 import numpy as np
 import torch
 
-from export.translator import TranslatorError, UInt8IO, load_translator
-from runtime.backends.base import Backend, BackendError
-from trainer.threads import cpu_threads
+from nicegan.common import cpu_threads
+from nicegan.export.translator import TranslatorError, UInt8IO, load_translator
+from nicegan.runtime.backends.base import Backend, BackendError
 
 
 class TorchBackend(Backend):
