@@ -19,13 +19,15 @@ class MissingDependency(NiceganError):
     """An optional package that a command needs is not installed."""
 
 
-def require(module: str, needed_for: str, install: str) -> ModuleType:
-    """Import an optional module, or raise MissingDependency with the install command.
+def require(module: str, needed_for: str, fix: str) -> ModuleType:
+    """Import an optional module, or raise MissingDependency in one line.
 
-    `needed_for` names the feature ("nicegan data's photos"), `install` the command
-    ("pip install scikit-image")."""
+    `needed_for` names what needs it ("running model.onnx"), `fix` says what to do
+    ("install it with `pip install onnxruntime`")."""
+    package = module.split(".")[0]
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependency(f"{needed_for} needs the {module.split('.')[0]} package ({exc}); "
-                                f"install it with `{install}`") from None
+        absent = isinstance(exc, ModuleNotFoundError) and exc.name == package
+        why = "" if absent else f" (it is installed but does not import: {exc})"   # e.g. a missing native library
+        raise MissingDependency(f"{needed_for} needs the {package} package{why}; {fix}") from None

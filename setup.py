@@ -4,9 +4,18 @@ backend (setuptools >= 64, for editable installs of this mapping)."""
 from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.build_py import build_py
 
 ROOT_PACKAGE = "nicegan"
 SUBPACKAGES = ["trainer", "export", "runtime", "runtime.backends"]
+
+
+class BuildPy(build_py):
+    """The root folder is the `nicegan` package: leave this file out of it (nicegan/setup.py)."""
+
+    def find_package_modules(self, package, package_dir):
+        modules = super().find_package_modules(package, package_dir)
+        return [m for m in modules if (m[0], m[1]) != (ROOT_PACKAGE, "setup")]
 
 setup(
     name="nicegan",
@@ -42,4 +51,5 @@ setup(
         "test": ["pytest>=7", "scikit-image>=0.21", "wheel"],
     },
     entry_points={"console_scripts": ["nicegan=nicegan.cli:main"]},
+    cmdclass={"build_py": BuildPy},
 )

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import (
+from harness import (
     DEFAULT_CONFIG,
     cuda_sync,
     format_table,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from common import (
+from harness import (
     REPO,
     cpu_cores,
     format_table,

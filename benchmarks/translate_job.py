@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import (
+from harness import (
     DEFAULT_CONFIG,
     REPO,
     format_table,

@@ -152,5 +152,6 @@ def measure_parity(report: ExportReport, onnx_path: Path, module: nn.Module, sha
     finally:
         probe.close()
     report.norm_input_peak = probe.peak
-    log(f"  peak |activation| entering a normalisation: {probe.peak:.4g} "
-        f"(FP16 squares overflow above 256; the norms run as FP32 islands)")
+    where = ("the norms run as FP32 islands" if report.info.precision == "fp16"
+             else "an --fp16 export keeps the norms in FP32")
+    log(f"  peak |activation| entering a normalisation: {probe.peak:.4g} (FP16 squares overflow above 256; {where})")

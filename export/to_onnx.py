@@ -81,9 +81,11 @@ class ExportReport:
 
     def summary(self) -> str:
         shape = "dynamic HxW" if self.info.dynamic_hw else f"{self.info.img_size}x{self.info.img_size}"
+        # Only an FP16 graph has FP32 islands (its normalisations); in an FP32 graph everything is FP32.
+        islands = f"{self.islands} FP32 norm islands, " if self.info.precision == "fp16" else ""
         return (f"{self.output}: {self.info.arch} {self.info.direction} {'light' if self.info.light else 'full'}, "
                 f"io {self.info.io}, {self.info.precision}, {shape}, opset {self.opset} ({self.exporter}, "
-                f"target {self.target}), {self.nodes} nodes, {self.islands} FP32 norm islands, "
+                f"target {self.target}), {self.nodes} nodes, {islands}"
                 f"{'simplified' if self.simplified else 'not simplified'}")
 
 

@@ -27,7 +27,7 @@ def describe_model(model_path: str | os.PathLike, backend: str = "auto") -> list
 
 
 def _onnx(path: Path) -> tuple[ModelInfo, list[str], str]:
-    onnx = require("onnx", f"reading {path}", "pip install onnx")
+    onnx = require("onnx", f"reading {path}", "install it with `pip install onnx`")
     try:
         model = onnx.load(str(path), load_external_data=False)
         graph_input = model.graph.input[0]
@@ -63,7 +63,7 @@ def _onnx_type(value) -> str:
 
 
 def _torch(path: Path) -> tuple[ModelInfo, list[str], str]:
-    torch = require("torch", f"reading the checkpoint {path}", "pip install torch")
+    torch = require("torch", f"reading the checkpoint {path}", "install it with `pip install torch`")
     from nicegan.export.translator import load_translator
     module, info = load_translator(path)
     params = sum(p.numel() for p in module.parameters())

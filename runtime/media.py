@@ -28,7 +28,7 @@ def has_audio_track(path: Path) -> Optional[bool]:
                 return _matroska_has_audio(f.read(_HEADER_BYTES))
             if suffix in _AVI_EXTS:
                 return _avi_has_audio(f.read(_HEADER_BYTES))
-    except (OSError, struct.error, ValueError):
+    except (OSError, struct.error, ValueError, IndexError):   # truncated or corrupt headers
         return None
     return None
 

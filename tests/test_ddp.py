@@ -15,7 +15,6 @@ from nicegan.trainer.distributed import average_gradients, broadcast_state
 from nicegan.trainer.loop import TrainStep, make_optimizers
 from nicegan_testutils import TINY, make_trained_like
 
-REPO = Path(__file__).resolve().parents[1]
 WORLD = 2
 STEPS = 2
 
@@ -64,14 +63,13 @@ def test_two_gloo_ranks_average_gradients_and_stay_in_sync(tmp_path):
 
 def test_nicegan_train_under_torchrun(image_dataset, tmp_path):
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
          "-m", "nicegan.cli", "train", str(image_dataset), "--out", str(run), "--device", "cpu", "--img-size", "64",
          "--ch", "8", "--n-res", "2", "--n-dis", "6", "--iters", "2", "--workers", "0", "--threads", "1",
          "--n-samples", "1", "--sample-every", "2", "--log-every", "1"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)   # the installed package, not ./cli.py
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "device cpu x 2" in proc.stderr + proc.stdout
     assert read_checkpoint(run / "latest.pt")["start_iter"] == 2

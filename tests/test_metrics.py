@@ -237,3 +237,50 @@ def test_eval_baseline_must_cover_the_same_inputs(folders, tiny_extractor, tmp_p
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"{partial}: 3 of the fake folder's images are missing" in result.output
     assert "same relative names" in result.output
+
+
+def copy_folder(source: Path, target: Path) -> Path:
+    for path in source.rglob("*.*"):
+        (target / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+        (target / path.relative_to(source)).write_bytes(path.read_bytes())
+    return target
+
+
+def test_unreadable_images_are_skipped_and_listed(folders, tiny_extractor, tmp_path):
+    """Like translate and train: one corrupt file is reported and the rest is scored; with a baseline
+    the pair is the unit, so an unreadable baseline image drops that input from both."""
+    fake = copy_folder(folders["fake"], tmp_path / "fake")
+    (fake / "03.png").write_bytes(b"not a png")
+    baseline = copy_folder(folders["real"], tmp_path / "baseline")
+    (baseline / "01.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "scores.json"
+    result = CliRunner().invoke(cli, ["eval", str(folders["real"]), str(fake), "--inception-weights",
+                                      str(tiny_extractor), "--kid-subsets", "4", "--baseline", str(baseline),
+                                      "--bootstrap", "20", "--json", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text())
+    assert scores["n_fake"] == 4 and scores["n_real"] == 6
+    assert sorted(Path(line.split(":")[0]).name for line in scores["skipped"]) == ["01.png", "03.png"]
+    assert "skipped 2 unreadable image(s):" in result.output and f"{fake / '03.png'}: not a readable image" in result.output
+
+
+def test_identical_folders_and_too_few_images_get_plain_words(folders, tiny_extractor, tmp_path):
+    common = ["--inception-weights", str(tiny_extractor), "--kid-subsets", "4", "--no-progress"]
+    same = CliRunner().invoke(cli, ["eval", str(folders["real"]), str(folders["real"]), "--paired-ref",
+                                    str(folders["ref"]), "--baseline", str(folders["real"]), *common])
+    assert same.exit_code == 0, same.output
+    assert "nan" not in same.output.lower() and "Warning" not in same.output
+    assert "PSNR is infinite: every fake image is identical to its reference" in same.output
+    assert "there is no difference to test" in same.output and "of resamples" not in same.output
+    # a baseline identical to the reference: its PSNR is infinite, so that row has no interval
+    vs_reference = CliRunner().invoke(cli, ["eval", str(folders["real"]), str(folders["fake"]), "--paired-ref",
+                                            str(folders["ref"]), "--baseline", str(folders["ref"]), "--bootstrap",
+                                            "20", *common])
+    assert vs_reference.exit_code == 0 and "nan" not in vs_reference.output.lower()
+    assert "no interval: infinite" in vs_reference.output and "SSIM" in vs_reference.output
+    lonely = tmp_path / "one"
+    lonely.mkdir()
+    (lonely / "00.png").write_bytes(sorted(folders["fake"].glob("*.png"))[0].read_bytes())
+    few = CliRunner().invoke(cli, ["eval", str(folders["real"]), str(lonely), *common])
+    assert few.exit_code == 1 and "Traceback" not in few.output
+    assert f"{lonely}: 1 readable image(s); FID and KID need at least 2" in few.output

@@ -156,12 +156,25 @@ def test_ctrl_c_stops_after_the_current_batch_and_closes_the_video(tiny_onnx, tm
             return super().infer(frames)
 
     clip = write_clip(tmp_path / "clip.avi", distinct_frames(20))
+    lines: list[str] = []
     report = translate(str(clip), str(tmp_path / "out.avi"), InterruptedOnSecondBatch(tiny_onnx),
-                       TranslateOptions(batch_size=3, **QUIET), log=quiet)
+                       TranslateOptions(batch_size=3, **QUIET), log=lines.append)
     assert report.interrupted and not report.ok and report.written == 6
     assert not (tmp_path / "out.avi").exists()
     assert len(read_clip(tmp_path / "out.partial.avi")[0]) == 6
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+    # one story: what was kept, and that a rerun starts the video again (a video is one unit of work)
+    said = [line for line in lines if "interrupt" in line.lower() or "partial" in line or "resume" in line]
+    assert said == [f"interrupted: 6 of 20 frames kept in {tmp_path / 'out.partial.avi'}; rerunning the same "
+                    "command translates the video again from its first frame"]
+
+    lines.clear()
+    rerun = translate(str(clip), str(tmp_path / "out.avi"), open_backend(tiny_onnx),
+                      TranslateOptions(batch_size=3, **QUIET), log=lines.append)
+    assert rerun.ok and rerun.written == 20 and len(read_clip(tmp_path / "out.avi")[0]) == 20
+    assert lines[0] == (f"note: {tmp_path / 'out.partial.avi'} is left from an interrupted run: translating the "
+                        "video again from its first frame (the file is replaced when this run ends)")
+    assert not (tmp_path / "out.partial.avi").exists()   # superseded by the complete video
 
 
 def test_memory_stays_flat_as_the_folder_grows(backend, tmp_path):

@@ -1,11 +1,15 @@
 """Inputs and outputs on real files: parsing, lazy listing, corrupt files, atomic writes, video."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
 from nicegan.common import ImageReadError, read_image
+from nicegan.runtime import sinks
+from nicegan.runtime.media import has_audio_track
 from nicegan.runtime.sinks import SinkError, VideoSink, default_output, find_ffmpeg, open_sink, write_output_image
 from nicegan.runtime.sources import ImageSource, SourceError, VideoSource, open_source
 from runtime_fixtures import corrupt_mjpeg_frame, distinct_frames, output_files, photo, read_clip, truncate, write_clip
@@ -209,3 +213,48 @@ def test_h264_through_ffmpeg(tmp_path):
 def test_cameras_are_opened_by_index_and_a_missing_one_is_named(spec):
     with pytest.raises(SourceError, match=f"cannot open {spec}"):
         open_source(spec)
+
+
+AUDIO = Path(__file__).parent / "data" / "audio"
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".webm", ".avi"])
+def test_audio_tracks_are_read_from_the_container(tmp_path, suffix):
+    """Files with a tone track (made once by ffmpeg, shipped in tests/data) and silent ones written here."""
+    assert has_audio_track(AUDIO / f"audio{suffix}") is True
+    fourcc = {".webm": "VP80", ".avi": "XVID"}.get(suffix, "mp4v")
+    silent = write_clip(tmp_path / f"silent{suffix}", distinct_frames(3), fourcc=fourcc)
+    assert has_audio_track(silent) is False
+    assert has_audio_track(truncate(tmp_path / f"silent{suffix}", 0.02)) in (False, None)   # never raises
+    assert has_audio_track(AUDIO / "audio.mp4".replace(".mp4", ".flv")) is None            # unknown, absent
+
+
+def test_the_audio_note_is_only_for_inputs_with_audio(tmp_path, monkeypatch):
+    monkeypatch.setattr(sinks, "find_ffmpeg", lambda: None)
+    silent = open_source(str(write_clip(tmp_path / "silent.mp4", distinct_frames(3))))
+    assert open_sink(silent, str(tmp_path / "out.mp4")).notes == []
+    loud = open_source(str(AUDIO / "audio.mp4"))
+    notes = open_sink(loud, str(tmp_path / "loud.mp4")).notes
+    assert len(notes) == 1 and notes[0].startswith("the input's audio track is not copied: that needs an ffmpeg")
+    assert open_sink(loud, str(tmp_path / "quiet.mp4"), audio="none").notes == []
+
+
+def test_avi_output_is_mpeg4_not_motion_jpeg(tmp_path):
+    """Motion-JPEG made a translated .avi 2.5x the size of the same frames as .mp4 (7.5x an H.264 input)."""
+    frames = distinct_frames(30, 96, 128)
+    sizes = {}
+    for suffix in (".mp4", ".avi"):
+        sink = VideoSink(tmp_path / f"out{suffix}", 12.0, None, overwrite=False)
+        for frame in frames:
+            sink.write(None, frame)
+        sink.close()
+        sizes[suffix] = (tmp_path / f"out{suffix}").stat().st_size
+        assert len(read_clip(tmp_path / f"out{suffix}")[0]) == 30
+    assert sink.codec == "XVID" and sizes[".avi"] < 1.3 * sizes[".mp4"]
+
+
+def test_a_camera_that_cannot_be_opened_is_one_line(capfd):
+    with pytest.raises(SourceError, match="cannot open 57"):
+        open_source("57")
+    err = capfd.readouterr().err
+    assert "WARN" not in err and "ERROR" not in err and "VIDEOIO" not in err

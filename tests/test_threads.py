@@ -8,8 +8,8 @@ import sys
 import torch
 
 import nicegan.common as threads
-from nicegan.runtime.backends import open_backend
 from nicegan.common import busy_cores, cpu_threads
+from nicegan.runtime.backends import open_backend
 
 JIFFIES_PER_WINDOW = 200
 

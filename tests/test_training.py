@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 import shutil
 import signal
@@ -25,7 +24,6 @@ from nicegan.trainer.loop import LATEST, StopRequest, Trainer, TrainOptions, lea
 from nicegan_testutils import TINY, make_trained_like
 from official_step import official_optimizers, official_step
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--img-size", "64", "--ch", "8", "--n-res", "2", "--n-dis", "6", "--workers", "0", "--n-samples", "2",
              "--log-every", "1", "--threads", "1"]
 
@@ -174,9 +172,8 @@ def test_corrupt_training_image_is_reported_once_and_skipped(image_dataset, tmp_
 
 def test_ctrl_c_saves_latest_and_exits_cleanly(image_dataset, tmp_path):
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "nicegan.cli", "train", str(image_dataset), "--out", str(run), *TINY_ARGS,
-                             "--iters", "100000", "--workers", "1", "--n-samples", "0"], cwd=REPO, env=env,
+                             "--iters", "100000", "--workers", "1", "--n-samples", "0"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not ((run / "log.csv").is_file() and len(log_rows(run)) >= 1) and time.monotonic() < deadline:

@@ -14,8 +14,6 @@ from click.testing import CliRunner
 from nicegan.cli import cli
 from runtime_fixtures import distinct_frames, output_files, photo, read_clip, write_clip
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def run(*args: str):
     return CliRunner().invoke(cli, [str(a) for a in args])
@@ -89,7 +87,7 @@ def test_job_killed_with_sigkill_resumes_without_partial_files(tiny_onnx, tmp_pa
     for i in range(count):
         cv2.imwrite(str(root / f"{i:03d}.png"), np.roll(base, 5 * i, axis=1))
     job = subprocess.Popen([sys.executable, "-m", "nicegan.cli", "translate", str(root), str(out), "-m", str(tiny_onnx),
-                            "-b", "1", "--no-progress"], cwd=REPO, stdout=subprocess.DEVNULL,
+                            "-b", "1", "--no-progress"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while len(_visible(out)) < 3 and job.poll() is None and time.monotonic() < deadline:

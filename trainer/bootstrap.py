@@ -18,6 +18,7 @@ A resample is a vector of counts (how often each image was drawn), which keeps b
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,11 +92,16 @@ def _percentile_interval(values: np.ndarray) -> tuple[float, float]:
 
 def _difference(metric: str, fake: float, baseline: float, resampled: np.ndarray,
                 lower_is_better: bool) -> Difference:
-    """`resampled`: (resamples, 2) scores of fake and baseline."""
-    deltas = resampled[:, 0] - resampled[:, 1]
+    """`resampled`: (resamples, 2) scores of fake and baseline. A score that is infinite in both
+    (PSNR of images identical to their reference) has no difference: the interval is left undefined."""
+    with np.errstate(invalid="ignore"):   # inf - inf
+        deltas = resampled[:, 0] - resampled[:, 1]
+        full = fake - baseline
+    if not np.isfinite(deltas).all() or not np.isfinite(full):
+        return Difference(metric, fake, baseline, full, math.nan, math.nan, math.nan, lower_is_better)
     better = deltas < 0 if lower_is_better else deltas > 0
     low, high = _percentile_interval(deltas)
-    return Difference(metric, fake, baseline, fake - baseline, low, high, float(better.mean()), lower_is_better)
+    return Difference(metric, fake, baseline, full, low, high, float(better.mean()), lower_is_better)
 
 
 def compare_to_baseline(real: np.ndarray, fake: PerImageScores, baseline: PerImageScores,
@@ -147,6 +153,10 @@ def format_comparison(differences: list[Difference], baseline_dir: str, n_test: 
              f"fake - baseline over {resamples} bootstrap resamples of the images (seed {seed})",
              f"{'metric':<10} {'fake':>9} {'baseline':>9} {'difference':>11}   {'interval':<21} fake better in"]
     for d in differences:
+        if math.isnan(d.fake_better_share):
+            lines.append(f"{d.metric:<10} {d.fake:>9.3f} {d.baseline:>9.3f} {'-':>11}   no interval: infinite "
+                         "(images identical to their reference) in fake or baseline")
+            continue
         interval = f"[{d.low:+.3f}, {d.high:+.3f}]"
         lines.append(f"{d.metric:<10} {d.fake:>9.3f} {d.baseline:>9.3f} {d.difference:>+11.3f}   "
                      f"{interval:<21} {d.fake_better_share:.1%} of resamples")

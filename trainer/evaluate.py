@@ -4,7 +4,8 @@ bootstrap interval (see trainer/bootstrap.py)."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from nicegan.trainer.metrics import (
     load_extractor,
     psnr,
     read_rgb,
+    readable_images,
     ssim,
 )
 
@@ -50,6 +52,8 @@ class EvalResult:
     baseline: str | None = None
     bootstrap_resamples: int | None = None
     vs_baseline: list[Difference] | None = None
+    skipped: list[str] = field(default_factory=list)   # unreadable images, one line each
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,18 +100,44 @@ def _per_image_scores(extractor: Extractor, files: dict[str, Path], reference: d
     return PerImageScores(features, paired)
 
 
+MIN_IMAGES = 2   # a covariance (FID) and the unbiased MMD (KID) need two images per set
+
+
+def _readable_folder(folder: Path, skipped: list[str]) -> dict[str, Path]:
+    files = readable_images(list_folder_images(folder), skipped)
+    if len(files) < MIN_IMAGES:
+        raise MetricsError(f"{folder}: {len(files)} readable image(s); FID and KID need at least {MIN_IMAGES} "
+                           "per folder (a few hundred for a score that means something)")
+    return files
+
+
+def _drop_keys(files: dict[str, Path], keys: set[str]) -> dict[str, Path]:
+    return {key: path for key, path in files.items() if key not in keys}
+
+
 def evaluate_folders(real_dir: Path, fake_dir: Path, paired_ref: Path | None = None,
                      inception_weights: Path | None = None, kid_subsets: int = 50,
                      kid_subset_size: int = 1000, batch_size: int = 32, device: str = "cpu",
                      seed: int = 0, progress: bool = True, baseline_dir: Path | None = None,
                      resamples: int = 1000) -> EvalResult:
     """FID and KID x100 between two image folders; PSNR/SSIM of FAKE_DIR against `paired_ref`;
-    with `baseline_dir`, every metric's difference from the baseline with a bootstrap interval."""
-    real_files, fake_files = list_folder_images(Path(real_dir)), list_folder_images(Path(fake_dir))
+    with `baseline_dir`, every metric's difference from the baseline with a bootstrap interval.
+    Unreadable images are skipped and listed in `skipped` (with a baseline, both images of that input)."""
+    skipped: list[str] = []
+    real_files = _readable_folder(Path(real_dir), skipped)
+    fake_listed = list_folder_images(Path(fake_dir))
+    fake_files = readable_images(fake_listed, skipped)
     base_files = None
     if baseline_dir:  # checked before the slow features, like the paired reference
-        base_files = baseline_in_fake_order(fake_files, list_folder_images(Path(baseline_dir)), Path(baseline_dir))
-    reference = list_folder_images(Path(paired_ref)) if paired_ref else None
+        base_listed = list_folder_images(Path(baseline_dir))
+        base_readable = readable_images(base_listed, skipped)
+        unreadable = (set(base_listed) - set(base_readable)) | (set(fake_listed) - set(fake_files))
+        fake_files = _drop_keys(fake_files, unreadable)   # the pair is the unit: both go
+        base_files = baseline_in_fake_order(fake_files, _drop_keys(base_listed, unreadable), Path(baseline_dir))
+    if len(fake_files) < MIN_IMAGES:
+        raise MetricsError(f"{fake_dir}: {len(fake_files)} readable image(s); FID and KID need at least "
+                           f"{MIN_IMAGES} per folder (a few hundred for a score that means something)")
+    reference = readable_images(list_folder_images(Path(paired_ref)), skipped) if paired_ref else None
     extractor = load_extractor(inception_weights, device)
     fake = _per_image_scores(extractor, fake_files, reference, paired_ref, batch_size, "fake", progress)
     real = extract_features(extractor, list(real_files.values()), batch_size, "real features", progress)
@@ -126,13 +156,28 @@ def evaluate_folders(real_dir: Path, fake_dir: Path, paired_ref: Path | None = N
         result.n_paired = len(fake.paired.rows)
         result.psnr, result.ssim = float(fake.paired.psnr.mean()), float(fake.paired.ssim.mean())
         result.ssim_definition = SSIM_DEFINITION
+    result.skipped = skipped
+    if result.psnr == math.inf:
+        result.notes.append("PSNR is infinite: every fake image is identical to its reference")
     if base_files is not None:
         base = _per_image_scores(extractor, base_files, reference, paired_ref, batch_size, "baseline", progress)
+        result.baseline, result.bootstrap_resamples = str(baseline_dir), resamples
+        if _same_scores(fake, base):
+            result.notes.append(f"{fake_dir} and {baseline_dir} score the same on every image (identical "
+                                "outputs?): there is no difference to test")
+            return result
         base_fid, base_kid, _ = fid_and_kid(base.features)
         full = {"FID": (fid, base_fid), "KID x100": (kid_mean, base_kid)}
         result.vs_baseline = compare_to_baseline(real, fake, base, full, resamples, seed, progress)
-        result.baseline, result.bootstrap_resamples = str(baseline_dir), resamples
     return result
+
+
+def _same_scores(fake: PerImageScores, base: PerImageScores) -> bool:
+    same = np.array_equal(fake.features, base.features)
+    if fake.paired is not None and base.paired is not None:
+        same = same and np.array_equal(fake.paired.psnr, base.paired.psnr) and \
+            np.array_equal(fake.paired.ssim, base.paired.ssim)
+    return same
 
 
 def _kid_row(result: EvalResult) -> tuple[str, str, str]:
@@ -156,6 +201,10 @@ def format_table(result: EvalResult, real_dir: Path, fake_dir: Path, paired_ref:
     if result.vs_baseline is not None:
         lines.append(format_comparison(result.vs_baseline, result.baseline, result.n_fake,
                                        result.bootstrap_resamples, result.seed))
+    lines += [f"note: {note}" for note in result.notes]
+    if result.skipped:
+        lines.append(f"skipped {len(result.skipped)} unreadable image(s):")
+        lines += [f"  {reason}" for reason in result.skipped]
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -26,7 +27,7 @@ from scipy import linalg
 from scipy.ndimage import gaussian_filter
 from tqdm import tqdm
 
-from nicegan.common import file_sha256
+from nicegan.common import ImageReadError, file_sha256, read_image
 from nicegan.errors import NiceganError
 from nicegan.trainer.data import IMAGE_EXTENSIONS
 
@@ -54,10 +55,14 @@ def fid_from_features(real: np.ndarray, fake: np.ndarray, eps: float = 1e-6) -> 
     mu_r, mu_f = real.mean(axis=0), fake.mean(axis=0)
     cov_r = np.cov(real, rowvar=False, ddof=1)
     cov_f = np.cov(fake, rowvar=False, ddof=1)
-    covmean = linalg.sqrtm(cov_r @ cov_f)
-    if not np.isfinite(covmean).all():  # singular product: TTUR's fix, an eps ridge on both
-        offset = np.eye(cov_r.shape[0]) * eps
-        covmean = linalg.sqrtm((cov_r + offset) @ (cov_f + offset))
+    with warnings.catch_warnings():
+        # Fewer images than feature dimensions make both covariances singular; scipy says so in a
+        # warning, and the ridge below is the protocol's answer to it.
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(cov_r @ cov_f)
+        if not np.isfinite(covmean).all():  # singular product: TTUR's fix, an eps ridge on both
+            offset = np.eye(cov_r.shape[0]) * eps
+            covmean = linalg.sqrtm((cov_r + offset) @ (cov_f + offset))
     covmean = np.real(covmean)  # numerical noise gives a tiny imaginary part
     diff = mu_r - mu_f
     return float(diff @ diff + np.trace(cov_r) + np.trace(cov_f) - 2 * np.trace(covmean))
@@ -136,10 +141,21 @@ def list_folder_images(folder: Path) -> dict[str, Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise MetricsError(f"{path}: cannot be decoded as an image; remove or replace it")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """8-bit RGB (gray expanded, alpha dropped, 16-bit reduced); ImageReadError when unreadable."""
+    return cv2.cvtColor(read_image(path, keep_format=False), cv2.COLOR_BGR2RGB)
+
+
+def readable_images(files: dict[str, Path], skipped: list[str]) -> dict[str, Path]:
+    """The files that decode; each one that does not is appended to `skipped` (its one-line reason)."""
+    kept = {}
+    for key, path in files.items():
+        try:
+            read_image(path, keep_format=False)
+        except ImageReadError as exc:
+            skipped.append(str(exc))
+            continue
+        kept[key] = path
+    return kept
 
 
 # --- Inception features --------------------------------------------------------------------------

@@ -45,11 +45,13 @@ def open_backend(model_path: str | os.PathLike, backend: str = "auto", half: boo
         from nicegan.runtime.backends.tensorrt_backend import TensorRTBackend
         return TensorRTBackend(model_path, device=_device_index(device))
     if kind == "onnxruntime":
-        require("onnxruntime", f"running {model_path}", "pip install onnxruntime (onnxruntime-gpu for CUDA)")
+        require("onnxruntime", f"running {model_path}",
+                "install it with `pip install onnxruntime` (onnxruntime-gpu for CUDA)")
         from nicegan.runtime.backends.onnxruntime_backend import ONNXRuntimeBackend
         return ONNXRuntimeBackend(model_path, device=device)
     require("torch", f"running the checkpoint {model_path}",
-            "pip install torch, or export it where torch is installed: nicegan export onnx CHECKPOINT")
+            "install it with `pip install torch`, or export the checkpoint where torch is installed "
+            "(`nicegan export onnx CHECKPOINT`) and run the .onnx")
     from nicegan.runtime.backends.torch_backend import TorchBackend
     return TorchBackend(model_path, device=device, half=half, direction=direction, scale=scale)
 
