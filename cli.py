@@ -13,7 +13,8 @@ import click
 from nicegan.errors import NiceganError
 
 SCALE_RANGE = click.IntRange(1, 4)  # export.translator.SCALES; not imported, so --help stays fast
-BACKEND_CHOICE = click.Choice(["auto", "tensorrt", "onnxruntime", "torch"])
+BACKEND_CHOICE = click.Choice(["auto", "tensorrt", "onnxruntime", "openvino", "torch"])
+PRECISION_CHOICE = click.Choice(["auto", "fp32", "bf16", "fp16"])
 CODEC_HELP = ("Video codec: a fourcc [default: mp4v (MPEG-4 Part 2) for .mp4/.mkv/.mov, XVID (the same codec) "
               "for .avi, VP80 for .webm], or h264: browser-playable H.264, needs an ffmpeg executable.")
 
@@ -116,7 +117,7 @@ def train_command(ctx: click.Context, data_root: str, out: str, **kwargs) -> Non
 
 @cli.group("export")
 def export_group() -> None:
-    """Turn a checkpoint into a deployable model: ONNX, then a TensorRT engine (or a small .pt)."""
+    """Turn a checkpoint into a deployable model: ONNX, then a TensorRT engine or OpenVINO IR (or a small .pt)."""
 
 
 @export_group.command("onnx")
@@ -181,6 +182,19 @@ def export_pt_command(checkpoints: tuple[str, ...], output: str, fp16: bool) -> 
     click.echo(f"wrote {written} ({written.stat().st_size / 2**20:.1f} MiB)")
 
 
+@export_group.command("openvino")
+@click.argument("onnx_model", metavar="ONNX", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Output .xml; its weights go to the .bin beside it [default: ONNX's name with .xml].")
+@click.option("--fp16-weights", is_flag=True,
+              help="Store the weights as FP16 (half the file); the runtime's --precision decides the compute.")
+def export_openvino_command(onnx_model: str, output: str | None, fp16_weights: bool) -> None:
+    """Convert an exported ONNX model to OpenVINO IR (.xml + .bin). The runtime also runs the .onnx
+    with OpenVINO directly; IR loads without the ONNX frontend."""
+    from nicegan.export.to_openvino import export_openvino
+    export_openvino(onnx_model, output, fp16_weights=fp16_weights, log=click.echo)
+
+
 @export_group.command("trt")
 @click.argument("onnx_model", metavar="ONNX", type=click.Path(exists=True, dir_okay=False, path_type=str))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
@@ -222,10 +236,18 @@ def _backend_options(command):
         click.option("-m", "--model", type=click.Path(dir_okay=False), default=None,
                      help="Model: .engine (TensorRT), .onnx (ONNX Runtime) or .pt/.pth checkpoint (PyTorch) "
                           "[default: the bundled photo->vintage model]."),
-        click.option("--backend", type=BACKEND_CHOICE, default="auto",
-                     show_default=True, help="auto: the backend for the model's file type, on the fastest device."),
-        click.option("--device", default=None, help="cpu, cuda or cuda:N [default: CUDA when present]."),
-        click.option("--half", is_flag=True, help="PyTorch checkpoints on CUDA: fp16 autocast."),
+        click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True,
+                     help="auto: the fastest for the model's file type here (.onnx: ONNX Runtime on CUDA, else "
+                          "OpenVINO when installed); the backend line says which and why."),
+        click.option("--device", default=None,
+                     help="cpu, cuda or cuda:N; OpenVINO also GPU, NPU or AUTO (Intel) [default: CUDA when present, "
+                          "else the CPU]."),
+        click.option("--precision", type=PRECISION_CHOICE, default="auto", show_default=True,
+                     help="OpenVINO and PyTorch: auto runs bf16 on CPUs with AMX or AVX512_BF16 (within 1 level on "
+                          "average of fp32, see docs/EXPORT.md), fp32 elsewhere; fp32 is the exact path."),
+        click.option("--threads", type=click.IntRange(min=0), default=0,
+                     help="CPU inference threads [default: the cores not busy with other processes]."),
+        click.option("--half", is_flag=True, help="PyTorch checkpoints on CUDA: fp16 autocast (= --precision fp16)."),
         click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
                      help="PyTorch checkpoints only (exported models have their direction baked in)."),
         click.option("--scale", type=SCALE_RANGE, default=1, show_default=True,
@@ -237,14 +259,16 @@ def _backend_options(command):
     return command
 
 
-def _open_backend(model: str | None, backend: str, device: str | None, half: bool, direction: str, scale: int):
+def _open_backend(model: str | None, backend: str, device: str | None, half: bool, direction: str, scale: int,
+                  precision: str, threads: int, live: bool = False):
     from nicegan.runtime.backends import choose_backend, open_backend
     if model is None:
         from nicegan.runtime.demo import DEFAULT_MODEL, DEFAULT_MODEL_DESCRIPTION
         model = str(DEFAULT_MODEL)
         click.echo(f"model: {DEFAULT_MODEL_DESCRIPTION} ({model}); choose another with -m MODEL", err=True)
-    _, why = choose_backend(model, backend)
-    opened = open_backend(model, backend, half=half, device=device, direction=direction, scale=scale)
+    _, why = choose_backend(model, backend, device)
+    opened = open_backend(model, backend, half=half, device=device, direction=direction, scale=scale,
+                          precision=precision, threads=threads, live=live)
     click.echo(f"backend: {opened.name} on {opened.device} ({why})", err=True)
     if opened.name == "torch" and opened.device.startswith("CPU"):
         click.echo(f"hint: on CPU an exported model runs faster: nicegan export onnx {model}", err=True)
@@ -270,7 +294,8 @@ def _open_backend(model: str | None, backend: str, device: str | None, half: boo
               help="Threads for reading/fitting and for restoring/writing, each [default: min(4, CPU cores)].")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs, CI).")
 def translate_command(input_spec: str, output_spec: str | None, model: str | None, backend: str, device: str | None,
-                      half: bool, direction: str, scale: int, no_progress: bool, **options) -> None:
+                      precision: str, threads: int, half: bool, direction: str, scale: int, no_progress: bool,
+                      **options) -> None:
     """Translate INPUT into OUTPUT with MODEL.
 
     INPUT: an image, a folder (recursive), a glob ('photos/**/*.jpg'), a .txt list of paths, a
@@ -282,7 +307,9 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
     input failed, 130 when interrupted.
     """
     from nicegan.runtime.pipeline import TranslateOptions, translate
-    with _open_backend(model, backend, device, half, direction, scale) as opened:
+    from nicegan.runtime.sources import is_live
+    with _open_backend(model, backend, device, half, direction, scale, precision, threads,
+                       live=is_live(input_spec)) as opened:
         report = translate(input_spec, output_spec, opened, TranslateOptions(progress=not no_progress, **options))
     if report.interrupted:
         raise SystemExit(130)
@@ -305,15 +332,15 @@ def _size_list(text: str) -> tuple[tuple[int, int], ...]:
               help="Comma-separated HxW (fixed-size models run at their own size).")
 @click.option("--warmup", default=2, show_default=True, help="Untimed runs per configuration.")
 @click.option("--runs", default=5, show_default=True, help="Timed runs per configuration (median reported).")
-def bench_command(model: str | None, backend: str, device: str | None, half: bool, direction: str, scale: int,
-                  batch_sizes: str, sizes: str, warmup: int, runs: int) -> None:
+def bench_command(model: str | None, backend: str, device: str | None, precision: str, threads: int, half: bool,
+                  direction: str, scale: int, batch_sizes: str, sizes: str, warmup: int, runs: int) -> None:
     """Throughput of MODEL's backend over batch sizes and resolutions (pure inference)."""
     from nicegan.runtime.bench import benchmark, format_table
     try:
         batches, shapes = _int_list(batch_sizes), _size_list(sizes)
     except ValueError:
         raise click.BadParameter("use e.g. --batch-sizes 1,4,8 --sizes 256x256,720x1280") from None
-    with _open_backend(model, backend, device, half, direction, scale) as opened:
+    with _open_backend(model, backend, device, half, direction, scale, precision, threads) as opened:
         results = benchmark(opened, batches, shapes, warmup, runs)
         click.echo(format_table(results, warmup, runs))
 
@@ -321,10 +348,11 @@ def bench_command(model: str | None, backend: str, device: str | None, half: boo
 @cli.command("info")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True)
-def info_command(model: str, backend: str) -> None:
+@click.option("--device", default=None, help="As for translate: the device the model would run on.")
+def info_command(model: str, backend: str, device: str | None) -> None:
     """MODEL's metadata, inputs/outputs and the backend and device that would run it."""
     from nicegan.runtime.info import describe_model
-    click.echo("\n".join(describe_model(model, backend)))
+    click.echo("\n".join(describe_model(model, backend, device)))
 
 
 # --- quality and demo ---------------------------------------------------------------------

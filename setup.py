@@ -38,7 +38,9 @@ setup(
         "Pillow>=9",            # nicegan train: the official data pipeline's image loading and resizing
         "onnx>=1.15",
         "onnxsim>=0.4.33",
-        "onnxruntime>=1.16",
+        "onnxruntime>=1.16",    # CUDA (onnxruntime-gpu) and platforms without OpenVINO wheels
+        # The CPU runtime where it has wheels: bf16 on AMX / AVX512_BF16, several requests in flight.
+        "openvino>=2024.2; platform_machine == 'x86_64' or platform_machine == 'AMD64'",
         "opencv-python>=4.8",
         "click>=8.0",
         "tqdm>=4.60",

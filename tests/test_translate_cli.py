@@ -26,7 +26,7 @@ def test_translate_folder_names_failures_and_exits_non_zero(tiny_onnx, tmp_path)
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     result = run("translate", root, "-m", tiny_onnx, "--no-progress")
     assert result.exit_code == 1
-    assert "backend: onnxruntime on CPU" in result.output
+    assert "backend: " in result.output and " on CPU" in result.output
     assert "FAILED" in result.output and "broken.jpg" in result.output
     assert "1 written" in result.output and "throughput (frames/s): decode" in result.output
     assert cv2.imread(str(tmp_path / "photos_nicegan" / "a.png")).shape == (40, 52, 3)
@@ -50,7 +50,7 @@ def test_scale_runs_a_checkpoint_like_its_scaled_export(tiny_checkpoint, tmp_pat
     outputs = {}
     for name, args in (("ckpt", ["-m", tiny_checkpoint, "--scale", "2"]), ("onnx", ["-m", scaled_onnx]),
                        ("native", ["-m", tiny_checkpoint])):
-        result = run("translate", image, tmp_path / f"{name}.png", *args, "--no-progress")
+        result = run("translate", image, tmp_path / f"{name}.png", *args, "--precision", "fp32", "--no-progress")
         assert result.exit_code == 0, result.output
         outputs[name] = cv2.imread(str(tmp_path / f"{name}.png")).astype(int)
     assert outputs["onnx"].shape == (44, 60, 3)
@@ -71,7 +71,7 @@ def test_user_errors_are_one_line_without_traceback(tiny_onnx, tmp_path):
 
 def test_info_and_bench(tiny_onnx):
     info = run("info", tiny_onnx)
-    assert info.exit_code == 0 and "backend: onnxruntime" in info.output and "dynamic_hw: True" in info.output
+    assert info.exit_code == 0 and "backend: " in info.output and "dynamic_hw: True" in info.output
     bench = run("bench", "-m", tiny_onnx, "--batch-sizes", "1,2", "--sizes", "32x32", "--warmup", "1", "--runs", "2")
     assert bench.exit_code == 0, bench.output
     rows = [line.split() for line in bench.output.splitlines() if line.strip().startswith(("1 ", "2 "))]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -51,26 +52,38 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return tensor.sub_(0.5).div_(0.5)
 
 
-def train_transform(img_size: int, load_size: int = 0) -> Callable[[Image.Image], torch.Tensor]:
-    """Flip, square resize to load_size (0: img_size+30, the official), random img_size crop;
-    randomness from torch (seeded per worker)."""
-    load_size = load_size or img_size + CROP_MARGIN
+@dataclass(frozen=True)
+class TrainTransform:
+    """Flip, square resize to load_size, random img_size crop; randomness from torch (seeded per
+    worker). A class, not a closure, so DataLoader workers started by spawn or forkserver (the
+    default on macOS and Windows) can receive it."""
+    img_size: int
+    load_size: int
 
-    def transform(image: Image.Image) -> torch.Tensor:
+    def __call__(self, image: Image.Image) -> torch.Tensor:
         if torch.rand(()) < 0.5:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        image = image.resize((load_size, load_size), Image.Resampling.BILINEAR)
-        top, left = torch.randint(0, load_size - img_size + 1, (2,)).tolist()
-        return to_tensor(image.crop((left, top, left + img_size, top + img_size)))
-
-    return transform
+        image = image.resize((self.load_size, self.load_size), Image.Resampling.BILINEAR)
+        top, left = torch.randint(0, self.load_size - self.img_size + 1, (2,)).tolist()
+        return to_tensor(image.crop((left, top, left + self.img_size, top + self.img_size)))
 
 
-def eval_transform(img_size: int) -> Callable[[Image.Image], torch.Tensor]:
-    def transform(image: Image.Image) -> torch.Tensor:
-        return to_tensor(image.resize((img_size, img_size), Image.Resampling.BILINEAR))
+@dataclass(frozen=True)
+class EvalTransform:
+    """Square resize to img_size."""
+    img_size: int
 
-    return transform
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return to_tensor(image.resize((self.img_size, self.img_size), Image.Resampling.BILINEAR))
+
+
+def train_transform(img_size: int, load_size: int = 0) -> TrainTransform:
+    """The official training transform; load_size 0 is img_size + 30, the official."""
+    return TrainTransform(img_size, load_size or img_size + CROP_MARGIN)
+
+
+def eval_transform(img_size: int) -> EvalTransform:
+    return EvalTransform(img_size)
 
 
 class ImageFolderDataset(Dataset):

@@ -34,6 +34,12 @@ class Backend(ABC):
         """Largest batch the model takes in one call (a TensorRT profile's max); None: no limit."""
         return None
 
+    @property
+    def preferred_batch(self) -> int | None:
+        """The batch that keeps this backend busiest (OpenVINO: frames for every request in flight);
+        None: the pipeline's default (1 on CPU, 8 on GPUs)."""
+        return None
+
     @abstractmethod
     def infer(self, frames: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 BGR -> (N, H, W, 3) uint8 BGR. H, W already satisfy the model's size policy."""
@@ -46,3 +52,18 @@ class Backend(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# --- the float graphs' I/O (exported with --io float, CycleGAN and foreign ONNX files) -----------
+
+
+def bgr_to_float(frames: np.ndarray) -> np.ndarray:
+    """uint8 NHWC BGR -> float32 NCHW RGB in [-1, 1] (the float graph's input)."""
+    rgb = frames[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32)
+    return np.ascontiguousarray(rgb / np.float32(127.5) - np.float32(1.0))
+
+
+def float_to_bgr(images: np.ndarray) -> np.ndarray:
+    """float NCHW RGB in [-1, 1] -> uint8 NHWC BGR, rounded half to even like the uint8 graph."""
+    pixels = np.clip(np.rint((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(pixels[:, ::-1].transpose(0, 2, 3, 1))

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 
 from nicegan.export.metadata import ModelInfo, model_info_from_onnx
-from nicegan.runtime.backends.base import Backend, BackendError
+from nicegan.runtime.backends.base import Backend, BackendError, bgr_to_float, float_to_bgr
 
 
 class ONNXRuntimeBackend(Backend):
@@ -44,18 +44,6 @@ class ONNXRuntimeBackend(Backend):
 
     def close(self) -> None:
         self.session = None
-
-
-def bgr_to_float(frames: np.ndarray) -> np.ndarray:
-    """uint8 NHWC BGR -> float32 NCHW RGB in [-1, 1] (the float graph's input)."""
-    rgb = frames[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32)
-    return np.ascontiguousarray(rgb / np.float32(127.5) - np.float32(1.0))
-
-
-def float_to_bgr(images: np.ndarray) -> np.ndarray:
-    """float NCHW RGB in [-1, 1] -> uint8 NHWC BGR, rounded half to even like the uint8 graph."""
-    pixels = np.clip(np.rint((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(pixels[:, ::-1].transpose(0, 2, 3, 1))
 
 
 def _providers(device: str | None) -> list:
