@@ -259,6 +259,37 @@ def _backend_options(command):
     return command
 
 
+def _scale_options(command):
+    """--engine ray and --shard: the same job past one machine (runtime/jobs.py, runtime/distributed.py)."""
+    options = [
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="ray: a folder, glob or list on a Ray cluster (pip install 'nicegan[ray]'); every node "
+                          "must see INPUT, OUTPUT and MODEL at the same paths."),
+        click.option("--address", default=None,
+                     help="Ray cluster to join [default: RAY_ADDRESS, else a local cluster for this job]."),
+        click.option("--num-workers", type=click.IntRange(min=0), default=0,
+                     help="Ray workers, each with its own backend [default: the cluster's GPUs / --gpus-per-worker, "
+                          "else its CPUs / --cpus-per-worker]."),
+        click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                     help="GPUs per Ray worker; 0.5 puts two workers on each GPU."),
+        click.option("--cpus-per-worker", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+                     help="CPUs per Ray worker (also its inference and decode/encode threads)."),
+        click.option("--part-size", type=click.IntRange(min=1), default=256, show_default=True,
+                     help="Images per unit of work (--engine ray, --shard); each video is a unit of its own."),
+        click.option("--shard", default=None, metavar="I/N|auto",
+                     help="Run share I of N of the job (no coordination: the same listing is split the same way "
+                          "everywhere); auto reads SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX."),
+        click.option("--shard-count", type=click.IntRange(min=1), default=None,
+                     help="N for --shard auto in a Kubernetes Indexed Job (its completions)."),
+        click.option("--report", "report_only", is_flag=True,
+                     help="Translate nothing: merge the shards' summaries in OUTPUT/.nicegan/shards and list "
+                          "every failure (exit status 1 if any, or if a shard has not finished)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _open_backend(model: str | None, backend: str, device: str | None, half: bool, direction: str, scale: int,
                   precision: str, threads: int, live: bool = False):
     from nicegan.runtime.backends import choose_backend, open_backend
@@ -293,9 +324,12 @@ def _open_backend(model: str | None, backend: str, device: str | None, half: boo
 @click.option("--workers", type=click.IntRange(min=0), default=0,
               help="Threads for reading/fitting and for restoring/writing, each [default: min(4, CPU cores)].")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs, CI).")
+@_scale_options
 def translate_command(input_spec: str, output_spec: str | None, model: str | None, backend: str, device: str | None,
                       precision: str, threads: int, half: bool, direction: str, scale: int, no_progress: bool,
-                      **options) -> None:
+                      engine: str, address: str | None, num_workers: int, gpus_per_worker: float,
+                      cpus_per_worker: float, part_size: int, shard: str | None, shard_count: int | None,
+                      report_only: bool, **options) -> None:
     """Translate INPUT into OUTPUT with MODEL.
 
     INPUT: an image, a folder (recursive), a glob ('photos/**/*.jpg'), a .txt list of paths, a
@@ -305,15 +339,48 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
     skipped, so rerunning a stopped job resumes it. Ctrl-C finishes the current batch; an unfinished
     video is kept as NAME.partial.EXT (a camera's video is simply finished). Exit status 1 when an
     input failed, 130 when interrupted.
+
+    Past one machine (docs/SCALE.md): --engine ray runs the job on a Ray cluster, --shard I/N
+    (or auto in a SLURM array or Kubernetes Indexed Job) runs one share of it, and --report merges
+    the shards' failure lists.
     """
     from nicegan.runtime.pipeline import TranslateOptions, translate
     from nicegan.runtime.sources import is_live
-    with _open_backend(model, backend, device, half, direction, scale, precision, threads,
-                       live=is_live(input_spec)) as opened:
-        report = translate(input_spec, output_spec, opened, TranslateOptions(progress=not no_progress, **options))
+    translate_options = TranslateOptions(progress=not no_progress, **options)
+    if report_only:
+        _report_shards(output_spec or input_spec)
+        return
+    if engine == "ray":
+        from nicegan.runtime.demo import DEFAULT_MODEL
+        from nicegan.runtime.distributed import ModelSpec, RayOptions, translate_with_ray
+        spec = ModelSpec(str(model or DEFAULT_MODEL), backend, device, "fp16" if half else precision, direction)
+        report = translate_with_ray(input_spec, output_spec, spec, translate_options,
+                                    RayOptions(address, num_workers, gpus_per_worker, cpus_per_worker, part_size))
+        for line in report.summary_lines():
+            click.echo(line)
+    else:
+        with _open_backend(model, backend, device, half, direction, scale, precision, threads,
+                           live=is_live(input_spec)) as opened:
+            if shard is not None:
+                from nicegan.runtime.jobs import parse_shard, translate_shard
+                report = translate_shard(input_spec, output_spec, opened, parse_shard(shard, shard_count),
+                                         translate_options, part_size)
+            else:
+                report = translate(input_spec, output_spec, opened, translate_options)
     if report.interrupted:
         raise SystemExit(130)
     if report.failed:
+        raise SystemExit(1)
+
+
+def _report_shards(output: str) -> None:
+    from nicegan.runtime.jobs import merge_shard_reports
+    merged, missing = merge_shard_reports(Path(output))
+    for line in merged.summary_lines():
+        click.echo(line)
+    if missing:
+        click.echo(f"shards without a summary yet: {', '.join(missing)} (running, failed or not started)")
+    if merged.failed or missing:
         raise SystemExit(1)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import cv2
 import numpy as np
@@ -173,6 +175,29 @@ def write_text_atomic(path: PathLike, text: str, fsync: bool = False) -> Path:
 
 # --- images ---------------------------------------------------------------------------------
 
+_quiet = {"lock": threading.Lock(), "depth": 0, "saved": 0}
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's own log lines off while the block runs: a corrupt file, a camera or a codec that
+    cannot be opened gets our one-line message, not OpenCV's warnings. The level is process-wide,
+    so nested and concurrent blocks (decode threads) count: the last one out restores it."""
+    logging = cv2.utils.logging
+    with _quiet["lock"]:
+        if _quiet["depth"] == 0:
+            _quiet["saved"] = logging.getLogLevel()
+            logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+        _quiet["depth"] += 1
+    try:
+        yield
+    finally:
+        with _quiet["lock"]:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0:
+                logging.setLogLevel(_quiet["saved"])
+
+
 
 class ImageReadError(NiceganError, ValueError):
     """An image file that cannot be decoded; the message names it."""
@@ -200,7 +225,8 @@ def read_image(path: PathLike, keep_format: bool = True) -> np.ndarray:
     flags = (cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if is_jpeg else cv2.IMREAD_UNCHANGED) \
         if keep_format else cv2.IMREAD_COLOR
     try:
-        image = cv2.imdecode(data, flags) if data.size else None
+        with quiet_opencv():
+            image = cv2.imdecode(data, flags) if data.size else None
     except cv2.error as exc:  # e.g. a header announcing an absurd size
         raise ImageReadError(f"{path}: not a readable image ({exc.err})") from None
     if image is None:

@@ -49,6 +49,7 @@ setup(
     extras_require={
         "tensorrt": ["tensorrt", "pycuda"],
         "data": ["scikit-image>=0.21"],   # nicegan data: the photos of the offline dataset
+        "ray": ["ray[data]>=2.51; python_version >= '3.10'"],   # translate --engine ray (docs/SCALE.md)
         # wheel: the packaging test builds the wheel without build isolation (no download)
         "test": ["pytest>=7", "scikit-image>=0.21", "wheel"],
     },

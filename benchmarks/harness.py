@@ -23,6 +23,7 @@ if str(REPO) not in sys.path:  # scripts run as `python benchmarks/x.py`: the te
 
 import torch
 
+from nicegan.common import NOTABLE_EXTENSIONS, cpu_extensions
 from nicegan.trainer.checkpoint import NiceConfig
 
 DEFAULT_CONFIG = NiceConfig()   # the light model: ch 64, n_res 6, n_dis 7, 256 px
@@ -69,11 +70,13 @@ def environment() -> list[tuple[str, str]]:
     return [
         ("date (UTC)", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")),
         ("CPU", f"{cpu_model()}, {cpu_cores()} cores, torch threads {torch.get_num_threads()}"),
+        ("CPU extensions", ", ".join(cpu_extensions()) or "none of " + ", ".join(NOTABLE_EXTENSIONS)),
         ("GPU", gpu_name() or "none (no CUDA device)"),
         ("load average (1/5/15 min)", load_average()),
         ("python", platform.python_version()),
         ("torch", torch.__version__),
         ("onnxruntime", _version("onnxruntime")),
+        ("openvino", _version("openvino")),
         ("opencv", _version("cv2")),
         ("numpy", np.__version__),
         ("tensorrt", _version("tensorrt")),

@@ -3,8 +3,11 @@
 Baseline (official `NICE.py test`): batch 1, fp32, eval mode, no torch.no_grad, the full
 discriminator forward (trunk, CAM, both classifier heads) then the generator on its fifth output;
 the input is copied to the device and the output back, as the official loop does per image.
-Project: the PyTorch backend (folded encoder, inference_mode, uint8 I/O), torch.compile of the
-same module, ONNX Runtime on the FP32 export, and on CUDA fp16/bf16 and TensorRT when present.
+Project: the PyTorch backend (folded encoder, inference_mode, uint8 I/O; fp32, and bf16 autocast
+with channels_last where the CPU computes bf16 natively), torch.compile of the same module, ONNX
+Runtime on the FP32 export, OpenVINO on the same file (fp32 and bf16; one request for latency,
+several in flight for throughput: a batch is split over them), and on CUDA fp16/bf16 and
+TensorRT when present.
 Pure inference on image-like random frames; decoding and writing are in translate_job.py.
 
     python benchmarks/inference.py                      # CPU defaults, a few minutes on 2 cores
@@ -147,11 +150,22 @@ def tensorrt_runner(checkpoint: Path, folder: Path, size: tuple[int, int], max_b
         return f"TensorRT {h}x{w} batch <= {max_batch} not measured ({str(exc).splitlines()[0][:160]})"
 
 
+def openvino_runner(onnx_path: Path, precision: str, live: bool, mode: str) -> Runner:
+    from nicegan.runtime.backends import open_backend
+    backend = open_backend(onnx_path, "openvino", precision=precision, live=live)
+    requests = "" if live else f", {len(backend._requests)} requests"
+    return backend_runner(f"OpenVINO (FP32 export; {mode}{requests})", precision, backend)
+
+
 def project_runners(args: argparse.Namespace, checkpoint: Path, onnx_path: Path,
                     device: torch.device) -> tuple[list[Runner], list[str]]:
     from nicegan.runtime.backends import BackendError, open_backend
+    from nicegan.trainer.threads import cpu_has_native_bf16
     makers = [lambda: backend_runner("PyTorch eager (project backend)", "fp32",
-                                     open_backend(checkpoint, "torch", device=str(device)))]
+                                     open_backend(checkpoint, "torch", device=str(device), precision="fp32"))]
+    if device.type == "cpu" and cpu_has_native_bf16():
+        makers.append(lambda: backend_runner("PyTorch eager (project backend, auto)", "bf16 autocast, channels_last",
+                                             open_backend(checkpoint, "torch", device="cpu")))
     if device.type == "cuda":
         makers.append(lambda: backend_runner("PyTorch eager (project backend --half)", "fp16 autocast",
                                              open_backend(checkpoint, "torch", half=True, device=str(device))))
@@ -162,6 +176,11 @@ def project_runners(args: argparse.Namespace, checkpoint: Path, onnx_path: Path,
     for name, path in [("FP32 export", onnx_path)] + [(p.name, p) for p in args.onnx_also]:
         makers.append(lambda name=name, path=path: backend_runner(
             f"ONNX Runtime ({name})", "fp32", open_backend(path, "onnxruntime", device=str(device))))
+    if device.type == "cpu" and not args.no_openvino:
+        for precision in ("fp32", "bf16"):
+            for live, mode in ((True, "latency, 1 request"), (False, "throughput")):
+                makers.append(lambda precision=precision, live=live, mode=mode: openvino_runner(
+                    onnx_path, precision, live, mode))
     runners, notes = [], ["torch.compile skipped (--skip-compile)"] if args.skip_compile else []
     for make in makers:
         try:
@@ -244,6 +263,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed calls per row; the median is reported")
     p.add_argument("--skip-compile", action="store_true", help="no torch.compile rows (compiling is slow on CPU)")
     p.add_argument("--no-tensorrt", action="store_true")
+    p.add_argument("--no-openvino", action="store_true")
     p.add_argument("--onnx-also", type=Path, action="append", default=[], metavar="ONNX",
                    help="also time this ONNX file in ONNX Runtime (e.g. the same model exported by an older "
                         "version); repeatable")

@@ -46,6 +46,7 @@ from harness import (
 DEFAULT_VIDEO = REPO / "runtime" / "assets" / "bigbuckbunny_320x180.mp4"
 END_TO_END = re.compile(r"end-to-end ([0-9.]+)")
 THROUGHPUT = re.compile(r"^throughput \(frames/s\):.*$", re.MULTILINE)
+BACKEND_LINE = re.compile(r"^backend: .*$", re.MULTILINE)
 
 
 # --- the official-style job (runs in its own process) ----------------------------------------
@@ -97,10 +98,14 @@ def folder_jobs(args: argparse.Namespace, checkpoint: Path, model: Path, images:
                 str(checkpoint), str(images)]
     translate = nicegan_command() + ["translate", str(images)]
     jobs = [("official-style test job (PyTorch, full disA)", official, []),
-            (f"nicegan translate -m {model.name}", translate, ["-m", str(model), "--no-progress"]),
-            (f"nicegan translate -m {model.name} --batch-size 4", translate,
-             ["-m", str(model), "--no-progress", "-b", "4"]),
-            ("nicegan translate, PyTorch backend (.pt)", translate, ["-m", str(checkpoint), "--no-progress"])]
+            (f"nicegan translate -m {model.name} (auto)", translate, ["-m", str(model), "--no-progress"]),
+            (f"nicegan translate -m {model.name} --precision fp32", translate,
+             ["-m", str(model), "--no-progress", "--precision", "fp32"]),
+            (f"nicegan translate -m {model.name} --backend onnxruntime", translate,
+             ["-m", str(model), "--no-progress", "--backend", "onnxruntime"]),
+            (f"nicegan translate -m {model.name} --backend onnxruntime --batch-size 4", translate,
+             ["-m", str(model), "--no-progress", "--backend", "onnxruntime", "-b", "4"]),
+            ("nicegan translate, PyTorch backend (.pt, auto)", translate, ["-m", str(checkpoint), "--no-progress"])]
     results = []
     for name, command, options in jobs:
         out = scratch / "out"
@@ -113,7 +118,9 @@ def folder_jobs(args: argparse.Namespace, checkpoint: Path, model: Path, images:
             times.append(seconds)
             pipeline += [float(v) for v in END_TO_END.findall(text)]
         rate = args.images / median(times)
-        print(f"   {name}: {median(times):.2f} s ({rate:.3g} images/s)", flush=True)
+        backend = BACKEND_LINE.search(text)
+        print(f"   {name}: {median(times):.2f} s ({rate:.3g} images/s)"
+              + (f"\n      {backend.group(0)}" if backend else ""), flush=True)
         results.append([name, args.images, median(times), spread(times), rate,
                         f"{median(pipeline):.3g}" if pipeline else "-"])
     baseline = results[0][4]

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -27,8 +28,8 @@ from tqdm import tqdm
 from nicegan.common import ImageReadError
 from nicegan.runtime.backends.base import Backend
 from nicegan.runtime.frames import FrameError, Placement, SizePolicy, from_bgr8, to_bgr8
-from nicegan.runtime.sinks import ImageSink, SinkError, VideoSink, open_sink
-from nicegan.runtime.sources import Decoded, Item, Source, VideoSource, open_source
+from nicegan.runtime.sinks import ImageSink, SinkError, VideoSink, open_sink, open_video_sink
+from nicegan.runtime.sources import Decoded, ImageSource, Item, Source, SourceError, VideoSource, open_source
 
 _END = object()       # end-of-stream marker passed through the queues
 _POLL_S = 0.1         # how often blocked queue operations look at the stop flag
@@ -80,6 +81,37 @@ class TranslateReport:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.interrupted
+
+    def add(self, other: "TranslateReport", as_one_file: bool = False) -> None:
+        """Take in another run's counts: a part of this job's images, or (`as_one_file`) one of its
+        videos, which counts as one file written or skipped however many frames it has."""
+        if as_one_file:
+            self.written += int(other.written > 0 and other.ok)
+            self.skipped += int(other.written == 0 and other.skipped > 0)
+        else:
+            self.written += other.written
+            self.skipped += other.skipped
+        self.failed += other.failed
+        self.notes += other.notes
+        self.wall_s += other.wall_s   # sequential parts; a caller that ran them in parallel sets its own
+        if other.interrupted:
+            self.interrupted, self.interrupted_line = True, other.interrupted_line
+        for name, clock in other.stages.items():
+            self.stages[name].add(clock.seconds, clock.frames)
+
+    def to_dict(self) -> dict:
+        """Plain data (JSON, Ray rows): counts, failures, notes, stage clocks."""
+        return {"output": self.output, "written": self.written, "skipped": self.skipped, "failed": self.failed,
+                "notes": self.notes, "interrupted": self.interrupted, "wall_s": self.wall_s,
+                "stages": {name: [c.seconds, c.frames] for name, c in self.stages.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TranslateReport":
+        report = cls(data["output"], data["written"], data["skipped"], list(data["failed"]), list(data["notes"]),
+                     data["interrupted"], wall_s=data["wall_s"])
+        for name, (seconds, frames) in data["stages"].items():
+            report.stages[name] = StageClock(seconds, frames)
+        return report
 
     def throughput_line(self) -> str:
         rates = {name: clock.fps for name, clock in self.stages.items() if clock.frames}
@@ -135,11 +167,34 @@ def translate(input_spec: str, output_spec: str | None, backend: Backend,
         for note in sink.start_notes:
             log(f"note: {note}")
         report = run_pipeline(source, sink, backend, options, log)
+        if isinstance(source, ImageSource) and isinstance(sink, ImageSink) and sink.folder is not None:
+            for video in source.video_paths():   # a folder of videos becomes a folder of videos
+                if report.interrupted:
+                    break
+                target = sink.video_target(source.relative_name(video))
+                report.add(translate_video(video, target, backend, options, log), as_one_file=True)
     finally:
         source.close()
     for line in report.summary_lines():
         log(line)
     return report
+
+
+def translate_video(video: Path, target: Path, backend: Backend, options: TranslateOptions,
+                    log: Callable[[str], None] = tqdm.write) -> TranslateReport:
+    """One video file of a folder job into `target`; a video that cannot be opened is a failure
+    of the job, not an error that stops it."""
+    try:
+        source = open_source(str(video))
+    except SourceError as exc:
+        return TranslateReport(output=str(target), failed=[str(exc)])
+    try:
+        sink = open_video_sink(source, target, options.codec, options.audio, options.overwrite)
+        for note in sink.start_notes:
+            log(f"note: {note}")
+        return run_pipeline(source, sink, backend, options, log)
+    finally:
+        source.close()
 
 
 def run_pipeline(source: Source, sink: ImageSink | VideoSink, backend: Backend,

@@ -18,10 +18,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from nicegan.common import AtomicOutput, ImageWriteError, write_image
+from nicegan.common import AtomicOutput, ImageWriteError, quiet_opencv, write_image
 from nicegan.errors import NiceganError
 from nicegan.runtime.media import has_audio_track
-from nicegan.runtime.sources import IMAGE_EXTS, VIDEO_EXTS, ImageSource, Item, Source, VideoSource, quiet_opencv
+from nicegan.runtime.sources import IMAGE_EXTS, VIDEO_EXTS, ImageSource, Item, Source, VideoSource
 
 DEFAULT_SUFFIX = "_nicegan"
 # MPEG-4 Part 2 (mp4v/XVID) is in every OpenCV wheel and keeps a translated video about the size
@@ -61,13 +61,23 @@ def _storable(image: np.ndarray, suffix: str) -> np.ndarray:
 
 
 class ImageSink:
-    """One image file per item, at `target_for(item)`."""
-    def __init__(self, target_for: Callable[[Item], Path], overwrite: bool, description: str):
+    """One image file per item, at `target_for(item)`. A folder sink (`folder` set) also places
+    the videos of a folder input: `video_target(name)`, the same tree and suffix, the video's own
+    container."""
+    def __init__(self, target_for: Callable[[Item], Path], overwrite: bool, description: str,
+                 folder: Path | None = None, suffix: str = ""):
         self.target_for = target_for
         self.overwrite = overwrite
         self.description = description
+        self.folder = folder
+        self.suffix = suffix
         self.notes: list[str] = []
         self.start_notes: list[str] = []
+
+    def video_target(self, name: str) -> Path:
+        renamed = _renamed(name, self.suffix, None)
+        container = renamed.suffix if renamed.suffix.lower() in DEFAULT_CONTAINERS else ".mp4"
+        return self.folder / renamed.with_suffix(container)
 
     def complete(self) -> bool:
         return False
@@ -274,7 +284,7 @@ def open_sink(source: Source, output: str | None, *, suffix: str = "", ext: str 
     if out_ext in VIDEO_EXTS:
         if not isinstance(source, VideoSource):
             raise SinkError(f"{output}: image inputs go to a folder or an image file, not a video")
-        return _video_sink(source, target, codec, audio, overwrite)
+        return open_video_sink(source, target, codec, audio, overwrite)
     if isinstance(source, ImageSource) and source.single and out_ext in IMAGE_EXTS:
         return _single_image_sink(source, target, overwrite)
     if out_ext in IMAGE_EXTS:
@@ -284,7 +294,7 @@ def open_sink(source: Source, output: str | None, *, suffix: str = "", ext: str 
     return _folder_sink(source, target, suffix, ext, overwrite)
 
 
-def _video_sink(source: VideoSource, target: Path, codec: str | None, audio: str, overwrite: bool) -> VideoSink:
+def open_video_sink(source: VideoSource, target: Path, codec: str | None, audio: str, overwrite: bool) -> VideoSink:
     if source.path is not None and target.resolve() == source.path.resolve():
         raise SinkError(f"{target}: output would overwrite the input video; choose another name")
     audio_from, note = _audio_source(source, audio)
@@ -327,7 +337,8 @@ def _folder_sink(source: ImageSource, target: Path, suffix: str, ext: str | None
         source.exclude(lambda path: path.stem.endswith(suffix))
     elif in_root in root.parents:
         source.exclude(lambda path: root in path.resolve().parents)
-    return ImageSink(lambda item: target / _renamed(item.name, suffix, ext), overwrite, f"{target}/")
+    return ImageSink(lambda item: target / _renamed(item.name, suffix, ext), overwrite, f"{target}/",
+                     folder=target, suffix=suffix)
 
 
 def _normalised_ext(ext: str | None) -> str | None:

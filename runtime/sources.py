@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Callable, Iterator, Union
 import cv2
 import numpy as np
 
-from nicegan.common import read_image
+from nicegan.common import quiet_opencv, read_image
 from nicegan.errors import NiceganError
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2",
@@ -57,12 +56,24 @@ class Decoded:
 
 
 class ImageSource:
-    def __init__(self, spec: str, root: Path, paths: Callable[[], Iterator[Path]], single: bool = False):
+    """Image files (and, for a folder, glob or list, the videos among them: `video_paths`), listed
+    lazily in sorted order; `items` are the images."""
+
+    def __init__(self, spec: str, root: Path, paths: Callable[[], Iterator[Path]], single: bool = False,
+                 videos: Callable[[], Iterator[Path]] | None = None):
         self.spec = spec
         self.root = root
         self.single = single
         self._paths = paths
+        self._videos = videos or (lambda: iter(()))
         self.notes: list[str] = []
+
+    def video_paths(self) -> Iterator[Path]:
+        """The videos of a folder, glob or list: each is translated to a video of its own."""
+        return self._videos()
+
+    def relative_name(self, path: Path) -> str:
+        return _relative_name(path, self.root)
 
     def items(self) -> Iterator[Item]:
         for index, path in enumerate(self._paths()):
@@ -78,8 +89,9 @@ class ImageSource:
 
     def exclude(self, written_here: Callable[[Path], bool]) -> None:
         """Never read back what this job writes (outputs inside the input folder)."""
-        paths = self._paths
+        paths, videos = self._paths, self._videos
         self._paths = lambda: (p for p in paths() if not written_here(p))
+        self._videos = lambda: (p for p in videos() if not written_here(p))
 
     def close(self) -> None:
         pass
@@ -152,32 +164,21 @@ def open_source(spec: str) -> Source:
         return _open_capture(spec, spec, cv2.CAP_GSTREAMER, live=True)
     path = Path(spec[len("file://"):] if spec.startswith("file://") else spec).expanduser()
     if path.is_dir():
-        return ImageSource(spec, path, lambda: _walk_images(path))
+        return ImageSource(spec, path, lambda: _walk_files(path, IMAGE_EXTS), videos=lambda: _walk_files(path, VIDEO_EXTS))
     if path.is_file():
         return _open_file(spec, path)
     if glob.has_magic(spec):
         root = _glob_root(spec)
-        return ImageSource(spec, root, lambda: _glob_images(spec))
+        return ImageSource(spec, root, lambda: _glob_files(spec, IMAGE_EXTS),
+                           videos=lambda: _glob_files(spec, VIDEO_EXTS))
     raise SourceError(f"input not found: {spec} (give an image, folder, glob, .txt list, video, camera index or URL)")
-
-
-@contextmanager
-def quiet_opencv() -> Iterator[None]:
-    """OpenCV's own log lines off: a camera or codec that cannot be opened gets our one-line error,
-    not OpenCV's warnings from every backend it tried."""
-    logging = cv2.utils.logging
-    previous = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        logging.setLogLevel(previous)
 
 
 def _open_file(spec: str, path: Path) -> Source:
     suffix = path.suffix.lower()
     if suffix == ".txt":
-        return ImageSource(spec, path.parent, lambda: _listed_images(path))
+        return ImageSource(spec, path.parent, lambda: _listed_files(path, videos=False),
+                           videos=lambda: _listed_files(path, videos=True))
     if suffix in IMAGE_EXTS:
         return ImageSource(spec, path.parent, lambda: iter([path]), single=True)
     if suffix in VIDEO_EXTS:
@@ -220,20 +221,20 @@ def _stream_stem(spec: str) -> str:
     return "stream" if camera is None else f"camera{camera}"
 
 
-def _walk_images(root: Path) -> Iterator[Path]:
-    """Images under root in sorted order, one directory listing in memory at a time; hidden
-    files and folders (including this tool's temporary files) are left out."""
+def _walk_files(root: Path, extensions: frozenset[str]) -> Iterator[Path]:
+    """Files with these extensions under root in sorted order, one directory listing in memory at
+    a time; hidden files and folders (this tool's temporary files and .nicegan/) are left out."""
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTS:
+            if not name.startswith(".") and Path(name).suffix.lower() in extensions:
                 yield Path(folder) / name
 
 
-def _glob_images(pattern: str) -> Iterator[Path]:
-    for name in glob.iglob(pattern, recursive=True):
+def _glob_files(pattern: str, extensions: frozenset[str]) -> Iterator[Path]:
+    for name in sorted(glob.iglob(pattern, recursive=True)):
         path = Path(name)
-        if path.suffix.lower() in IMAGE_EXTS and path.is_file() and not path.name.startswith("."):
+        if path.suffix.lower() in extensions and path.is_file() and not path.name.startswith("."):
             yield path
 
 
@@ -246,13 +247,15 @@ def _glob_root(pattern: str) -> Path:
     return Path(*parts) if parts else Path(".")
 
 
-def _listed_images(listing: Path) -> Iterator[Path]:
+def _listed_files(listing: Path, videos: bool) -> Iterator[Path]:
+    """The listed videos, or every other listed path (an unreadable one is then reported as such)."""
     with open(listing, encoding="utf-8") as lines:
         for line in lines:
             line = line.strip()
             if line and not line.startswith("#"):
                 path = Path(line).expanduser()
-                yield path if path.is_absolute() else listing.parent / path
+                if (path.suffix.lower() in VIDEO_EXTS) is videos:
+                    yield path if path.is_absolute() else listing.parent / path
 
 
 def _relative_name(path: Path, root: Path) -> str:

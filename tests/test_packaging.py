@@ -27,6 +27,7 @@ OPTIONAL = {
     "pycuda": "nicegan[tensorrt] (the TensorRT backend's device memory)",
     "skimage": "nicegan[data] (nicegan data's photos; export parity falls back to random images)",
     "imageio_ffmpeg": "an ffmpeg executable for --codec h264 and --audio copy (PATH first)",
+    "ray": "nicegan[ray] (translate --engine ray)",
 }
 
 
