@@ -412,7 +412,7 @@ def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, incept
     With small test sets a lead of a few FID points can be noise: --baseline resamples the test
     images and says whether FAKE's lead over the baseline holds.
     """
-    from nicegan.trainer.evaluate import evaluate_folders, format_table, write_json
+    from nicegan.evaluation.evaluate import evaluate_folders, format_table, write_json
     result = evaluate_folders(real_dir, fake_dir, paired_ref, inception_weights, kid_subsets,
                               kid_subset_size, batch_size, device, seed, progress=not no_progress,
                               baseline_dir=baseline_dir, resamples=resamples)
