@@ -376,7 +376,7 @@ def info_command(model: str, backend: str, device: str | None) -> None:
 def data_command(out_root: Path, size: int, train_count: int, test_count: int, val_count: int, seed: int,
                  teacher: Path | None, teacher_scale: int, device: str) -> None:
     """Build the offline "photo -> vintage" dataset in OUT_ROOT (resumable)."""
-    from nicegan.trainer.offline_data import build_dataset
+    from nicegan.datasets.offline_data import build_dataset
     counts = build_dataset(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale,
                            val_count=val_count)
     click.echo(" ".join(f"{folder}={n}" for folder, n in counts.items()) + f"; sources: {out_root / 'SOURCES.md'}")
