@@ -18,9 +18,9 @@ from torch.nn.utils import remove_spectral_norm
 from nicegan.common import file_sha256
 from nicegan.errors import NiceganError
 from nicegan.export.metadata import ModelInfo
+from nicegan.models.cyclegan.networks import CycleGANGenerator, is_cyclegan_state_dict, load_cyclegan_generator
+from nicegan.models.nicegan.networks import Discriminator, ResnetGenerator
 from nicegan.trainer.checkpoint import CheckpointError, NiceNetworks, load_networks, load_tensors
-from nicegan.trainer.cyclegan import CycleGANGenerator, is_cyclegan_state_dict, load_cyclegan_generator
-from nicegan.trainer.networks import Discriminator, ResnetGenerator
 
 DIRECTIONS = ("a2b", "b2a")
 SIZE_MULTIPLE = 4

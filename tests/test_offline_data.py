@@ -23,7 +23,7 @@ from nicegan.datasets.offline_data import (
     split_photos,
     video_source,
 )
-from nicegan.trainer.cyclegan import CycleGANConfig, CycleGANGenerator
+from nicegan.models.cyclegan.networks import CycleGANConfig, CycleGANGenerator
 from nicegan_testutils import assert_within_one_level, real_photos
 
 SIZE = 32

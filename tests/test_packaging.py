@@ -18,7 +18,7 @@ import pytest
 from runtime_fixtures import photo
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE_DIRS = ("trainer", "evaluation", "datasets", "export", "runtime")
+PACKAGE_DIRS = ("trainer", "models", "evaluation", "datasets", "export", "runtime")
 ROOT_MODULES = ("__init__.py", "cli.py", "common.py", "errors.py")
 SUBPACKAGE_NAMES = {*PACKAGE_DIRS, "cli", "common", "errors"}
 # Imported inside the function that needs them, each with a one-line install hint where it is used.

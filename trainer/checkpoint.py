@@ -21,7 +21,7 @@ import torch
 
 from nicegan.common import AtomicOutput
 from nicegan.errors import NiceganError
-from nicegan.trainer.networks import Discriminator, ResnetGenerator
+from nicegan.models.nicegan.networks import Discriminator, ResnetGenerator
 
 NET_NAMES = ("gen2B", "gen2A", "disA", "disB")
 # thop's profile() leaves these buffers behind; old official checkpoints carry them (NICE-GAN #4).

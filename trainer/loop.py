@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from nicegan.common import cpu_threads, write_image, write_text_atomic
 from nicegan.errors import NiceganError
+from nicegan.models.nicegan.losses import LossWeights, discriminator_domain_loss, generator_adversarial_loss, l1
 from nicegan.trainer import distributed as ddp
 from nicegan.trainer.checkpoint import (
     NiceConfig,
@@ -48,7 +49,6 @@ from nicegan.trainer.checkpoint import (
     read_checkpoint,
 )
 from nicegan.trainer.data import ImageFolderDataset, InfiniteBatches, check_layout, fixed_test_images, train_transform
-from nicegan.trainer.losses import LossWeights, discriminator_domain_loss, generator_adversarial_loss, l1
 from nicegan.trainer.runlog import RunLog
 from nicegan.trainer.samples import inversion_warning, translation_columns
 from nicegan.trainer.threads import cpu_has_native_bf16

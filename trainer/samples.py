@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from nicegan.trainer.networks import Discriminator, ResnetGenerator
+from nicegan.models.nicegan.networks import Discriminator, ResnetGenerator
 
 
 def to_bgr_uint8(image: torch.Tensor) -> np.ndarray:
