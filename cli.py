@@ -173,7 +173,7 @@ def export_pt_command(checkpoints: tuple[str, ...], output: str, fp16: bool) -> 
     averaged weight by weight, which smooths out a GAN's step-to-step jitter (docs/MODEL.md has
     its effect on the default model); spectral-norm vectors are re-estimated for the mean weights.
     """
-    from nicegan.trainer.checkpoint import average_checkpoints, slim_checkpoint
+    from nicegan.models.nicegan.checkpoint import average_checkpoints, slim_checkpoint
     if len(checkpoints) == 1:
         written = slim_checkpoint(checkpoints[0], output, half=fp16)
     else:

@@ -36,7 +36,7 @@ from harness import (
     spread,
     time_calls,
 )
-from nicegan.trainer.checkpoint import NiceConfig, build_networks
+from nicegan.models.nicegan.checkpoint import NiceConfig, build_networks
 from nicegan.trainer.loop import AMP_DTYPES, TrainStep, make_optimizers
 from tests.official_step import official_optimizers, official_step
 

@@ -19,8 +19,9 @@ from nicegan.common import file_sha256
 from nicegan.errors import NiceganError
 from nicegan.export.metadata import ModelInfo
 from nicegan.models.cyclegan.networks import CycleGANGenerator, is_cyclegan_state_dict, load_cyclegan_generator
+from nicegan.models.nicegan.checkpoint import NiceNetworks, load_networks
 from nicegan.models.nicegan.networks import Discriminator, ResnetGenerator
-from nicegan.trainer.checkpoint import CheckpointError, NiceNetworks, load_networks, load_tensors
+from nicegan.trainer.checkpoint import CheckpointError, load_tensors
 
 DIRECTIONS = ("a2b", "b2a")
 SIZE_MULTIPLE = 4

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from nicegan.trainer.checkpoint import read_checkpoint
+from nicegan.models.nicegan.checkpoint import read_checkpoint
 from nicegan.trainer.distributed import average_gradients, broadcast_state
 from nicegan.trainer.loop import TrainStep, make_optimizers
 from nicegan_testutils import TINY, make_trained_like

@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
+from nicegan.models.nicegan.checkpoint import NiceNetworks
 from nicegan.models.nicegan.losses import LossWeights
-from nicegan.trainer.checkpoint import NiceNetworks
 from nicegan.trainer.data import to_tensor
 from nicegan.trainer.loop import FullPrecisionHook, TrainStep, learning_rate, make_optimizers, set_learning_rate
 from nicegan_testutils import TINY, make_trained_like, real_photos

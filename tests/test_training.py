@@ -19,7 +19,7 @@ import torch
 from click.testing import CliRunner
 
 from nicegan.cli import cli
-from nicegan.trainer.checkpoint import load_networks, read_checkpoint
+from nicegan.models.nicegan.checkpoint import load_networks, read_checkpoint
 from nicegan.trainer.loop import LATEST, StopRequest, Trainer, TrainOptions, learning_rate
 from nicegan_testutils import TINY, make_trained_like
 from official_step import official_optimizers, official_step

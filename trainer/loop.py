@@ -37,17 +37,17 @@ from tqdm import tqdm
 
 from nicegan.common import cpu_threads, write_image, write_text_atomic
 from nicegan.errors import NiceganError
-from nicegan.models.nicegan.losses import LossWeights, discriminator_domain_loss, generator_adversarial_loss, l1
-from nicegan.trainer import distributed as ddp
-from nicegan.trainer.checkpoint import (
+from nicegan.models.nicegan.checkpoint import (
     NiceConfig,
     NiceNetworks,
-    atomic_torch_save,
     build_networks,
     checkpoint_dict,
     infer_config,
     read_checkpoint,
 )
+from nicegan.models.nicegan.losses import LossWeights, discriminator_domain_loss, generator_adversarial_loss, l1
+from nicegan.trainer import distributed as ddp
+from nicegan.trainer.checkpoint import atomic_torch_save
 from nicegan.trainer.data import ImageFolderDataset, InfiniteBatches, check_layout, fixed_test_images, train_transform
 from nicegan.trainer.runlog import RunLog
 from nicegan.trainer.samples import inversion_warning, translation_columns
