@@ -1,26 +1,21 @@
-"""The deployable translator: the source domain's encoder (CAM folded) followed by the generator.
-
-NICE-GAN's official test path runs the whole discriminator and keeps only its fifth output z.
-Here the encoder is rebuilt from the discriminator's trunk with spectral norm baked in eval mode,
-and the CAM block (cat[x0, x0] * fc.weight_orig -> conv1x1 -> lamda*h + x0) becomes one 1x1 conv,
-which is exact because every step of it is linear in x0 (architecture notes, section 7).
+"""The deployable translator of every architecture: float NCHW RGB in [-1, 1] in and out, with
+the uint8 NHWC BGR ends and the in-graph rescaling that every export and the PyTorch backend wrap
+around it. `load_translator` builds it from any checkpoint the project reads.
 """
 from __future__ import annotations
 
-import copy
 import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.utils import remove_spectral_norm
 
 from nicegan.common import file_sha256
 from nicegan.errors import NiceganError
 from nicegan.export.metadata import ModelInfo
 from nicegan.models.cyclegan.networks import CycleGANGenerator, is_cyclegan_state_dict, load_cyclegan_generator
-from nicegan.models.nicegan.checkpoint import NiceNetworks, load_networks
-from nicegan.models.nicegan.networks import Discriminator, ResnetGenerator
+from nicegan.models.nicegan.checkpoint import load_networks
+from nicegan.models.nicegan.translator import nice_translator
 from nicegan.trainer.checkpoint import CheckpointError, load_tensors
 
 DIRECTIONS = ("a2b", "b2a")
@@ -30,63 +25,6 @@ SCALES = (1, 2, 3, 4)
 
 class TranslatorError(NiceganError, ValueError):
     """A source that cannot become a translator; the message names the file and the fix."""
-
-
-def _baked_trunk(dis: Discriminator) -> nn.Sequential:
-    """The encoder trunk (`model`) with its spectral-normalised weights frozen at eval-mode values.
-
-    `remove_spectral_norm` on an eval-mode module computes W = weight_orig / sigma from the stored
-    u and v without a power iteration, which is what the official eval forward uses.
-    """
-    trunk = copy.deepcopy(dis.model).eval()
-    for layer in trunk:
-        if hasattr(layer, "weight_orig"):
-            remove_spectral_norm(layer)
-    return trunk
-
-
-def fold_cam(dis: Discriminator) -> nn.Conv2d:
-    """The CAM block as one 1x1 conv C -> C: W[o,i] = lamda*(K[o,i]*w[i] + K[o,C+i]*w[C+i]) + delta(o,i).
-
-    w is the raw `fc.weight_orig` (the official attention weight), never the normalised one.
-    Folding runs in float64 so the folded conv is as close to the unfolded maths as fp32 allows.
-    """
-    kernel = dis.conv1x1.weight.detach().double().flatten(1)          # (C, 2C)
-    channels = kernel.shape[0]
-    attention = dis.cam_weight().detach().double().flatten()          # (2C,)
-    lamda = dis.lamda.detach().double()
-    folded = lamda * (kernel[:, :channels] * attention[:channels] + kernel[:, channels:] * attention[channels:])
-    folded = folded + torch.eye(channels, dtype=torch.float64)
-    conv = nn.Conv2d(channels, channels, kernel_size=1, bias=True)
-    with torch.no_grad():
-        conv.weight.copy_(folded.view(channels, channels, 1, 1).float())
-        conv.bias.copy_((lamda * dis.conv1x1.bias.detach().double()).float())
-    return conv
-
-
-class FoldedEncoder(nn.Module):
-    """x (B,3,H,W) in [-1,1] -> z (B,2*ch,H/4,W/4): trunk + folded CAM + LeakyReLU(0.2)."""
-
-    def __init__(self, dis: Discriminator):
-        super().__init__()
-        self.trunk = _baked_trunk(dis)
-        self.cam = fold_cam(dis)
-        self.act = nn.LeakyReLU(0.2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.cam(self.trunk(x)))
-
-
-class NiceTranslator(nn.Module):
-    """float32 NCHW RGB in [-1, 1] -> same: the deployed NICE-GAN path, no discriminator heads."""
-
-    def __init__(self, dis: Discriminator, gen: ResnetGenerator):
-        super().__init__()
-        self.encoder = FoldedEncoder(dis)
-        self.gen = gen.eval()  # shared, not copied: the full model's generator holds 1 GB
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gen(self.encoder(x), x)
 
 
 class UInt8IO(nn.Module):
@@ -141,11 +79,6 @@ def with_uint8_io(module: nn.Module) -> UInt8IO:
     return UInt8IO(module)
 
 
-def _nice_translator(nets: NiceNetworks, direction: str) -> nn.Module:
-    dis, gen = nets.encoder_and_generator(direction)
-    return NiceTranslator(dis.eval(), gen.eval()).eval()
-
-
 def _read_state_dict(path: str | os.PathLike) -> object:
     try:
         return load_tensors(path)
@@ -198,4 +131,4 @@ def load_translator(path: str | os.PathLike, direction: str = "a2b", default_img
                      averaged_steps=",".join(map(str, (ckpt.get("config") or {}).get("averaged_steps", []))))
     if scale > 1 and not config.light:
         raise TranslatorError(f"{path}: a full (non-light) model runs at its training size only; drop --scale")
-    return _rescaled(_nice_translator(nets, direction), scale), info
+    return _rescaled(nice_translator(nets, direction), scale), info
