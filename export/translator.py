@@ -5,6 +5,8 @@ around it. `load_translator` builds it from any checkpoint the project reads.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -13,9 +15,8 @@ import torch.nn.functional as F
 from nicegan.common import file_sha256
 from nicegan.errors import NiceganError
 from nicegan.export.metadata import ModelInfo
+from nicegan.models.architecture import read_any_checkpoint
 from nicegan.models.cyclegan.networks import CycleGANGenerator, is_cyclegan_state_dict, load_cyclegan_generator
-from nicegan.models.nicegan.checkpoint import load_networks
-from nicegan.models.nicegan.translator import nice_translator
 from nicegan.trainer.checkpoint import CheckpointError, load_tensors
 
 DIRECTIONS = ("a2b", "b2a")
@@ -114,21 +115,15 @@ def load_translator(path: str | os.PathLike, direction: str = "a2b", default_img
         raise TranslatorError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     check_scale(scale)  # before a 1 GB checkpoint is read
     try:
-        nets, ckpt = load_networks(path, default_img_size)
-    except CheckpointError as nice_error:
+        architecture, ckpt = read_any_checkpoint(path)
+        module, info = architecture.translator(ckpt, Path(path), direction, default_img_size)
+    except CheckpointError as error:
         generator = _cyclegan_translator(path, direction) if os.path.isfile(path) else None
         if generator is None:
-            raise TranslatorError(f"{nice_error} (CycleGAN ResNet generator state_dicts are accepted too)") \
-                from nice_error
+            raise TranslatorError(str(error)) from error
+        module = generator
         info = ModelInfo(arch="cyclegan", direction="a2b", light=True, img_size=default_img_size, io="float",
-                         precision="fp32", dynamic_hw=True, size_multiple=SIZE_MULTIPLE,
-                         source_sha256=file_sha256(path), step=0, scale=scale)
-        return _rescaled(generator, scale), info
-    config = nets.config
-    info = ModelInfo(arch="nicegan", direction=direction, light=config.light, img_size=config.img_size,
-                     io="float", precision="fp32", dynamic_hw=config.light, size_multiple=SIZE_MULTIPLE,
-                     source_sha256=file_sha256(path), step=int(ckpt.get("start_iter", 0)), scale=scale,
-                     averaged_steps=",".join(map(str, (ckpt.get("config") or {}).get("averaged_steps", []))))
-    if scale > 1 and not config.light:
+                         precision="fp32", dynamic_hw=True, size_multiple=SIZE_MULTIPLE, step=0)
+    if scale > 1 and not info.light:
         raise TranslatorError(f"{path}: a full (non-light) model runs at its training size only; drop --scale")
-    return _rescaled(nice_translator(nets, direction), scale), info
+    return _rescaled(module, scale), replace(info, source_sha256=file_sha256(path), scale=scale)

@@ -11,8 +11,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from nicegan.models.nicegan.checkpoint import read_checkpoint
+from nicegan.models.nicegan.step import TrainStep, make_optimizers
 from nicegan.trainer.distributed import average_gradients, broadcast_state
-from nicegan.trainer.loop import TrainStep, make_optimizers
 from nicegan_testutils import TINY, make_trained_like
 
 WORLD = 2

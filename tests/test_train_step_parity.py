@@ -14,8 +14,9 @@ from PIL import Image
 
 from nicegan.models.nicegan.checkpoint import NiceNetworks
 from nicegan.models.nicegan.losses import LossWeights
+from nicegan.models.nicegan.step import FullPrecisionHook, TrainStep, learning_rate, make_optimizers
 from nicegan.trainer.data import to_tensor
-from nicegan.trainer.loop import FullPrecisionHook, TrainStep, learning_rate, make_optimizers, set_learning_rate
+from nicegan.trainer.step import set_learning_rate
 from nicegan_testutils import TINY, make_trained_like, real_photos
 from official_step import official_optimizers, official_step
 

@@ -103,22 +103,30 @@ def infer_config(ckpt: dict[str, Any], default_img_size: int = 256) -> NiceConfi
                       residual=bool(stored.get("residual", False)))
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint dict safely (weights_only) and check it has the official layout."""
-    ckpt = read_checkpoint_file(path)
-    missing = [n for n in ("gen2B", "gen2A", "disA", "disB") if n not in ckpt]
-    if missing:
-        raise CheckpointError(
-            f"{path}: not a NICE-GAN checkpoint (missing {', '.join(missing)}); "
-            "expected the official *_params_latest.pt layout or one written by `nicegan train`")
+def is_nice_checkpoint(ckpt: dict[str, Any]) -> bool:
+    return all(name in ckpt for name in NET_NAMES)
+
+
+def without_profiler_keys(ckpt: dict[str, Any]) -> dict[str, Any]:
     for name in NET_NAMES:
         ckpt[name] = strip_profiler_keys(ckpt[name])
     return ckpt
 
 
-def load_networks(path: str | os.PathLike, default_img_size: int = 256) -> tuple[NiceNetworks, dict[str, Any]]:
-    """Networks (eval mode, CPU) and the raw checkpoint dict from an official or project file."""
-    ckpt = read_checkpoint(path)
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint dict safely (weights_only) and check it has the official layout."""
+    ckpt = read_checkpoint_file(path)
+    missing = [n for n in NET_NAMES if n not in ckpt]
+    if missing:
+        raise CheckpointError(
+            f"{path}: not a NICE-GAN checkpoint (missing {', '.join(missing)}); "
+            "expected the official *_params_latest.pt layout or one written by `nicegan train`")
+    return without_profiler_keys(ckpt)
+
+
+def networks_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike,
+                             default_img_size: int = 256) -> NiceNetworks:
+    """The checkpoint's networks (eval mode, CPU), the architecture inferred from its tensors."""
     config = infer_config(ckpt, default_img_size)
     nets = build_networks(config)
     for name, module in nets.as_dict().items():
@@ -128,7 +136,13 @@ def load_networks(path: str | os.PathLike, default_img_size: int = 256) -> tuple
             raise CheckpointError(f"{path}: {name} does not match the inferred architecture {config}: "
                                   f"{str(exc).splitlines()[0][:300]}") from exc
         module.eval()
-    return nets, ckpt
+    return nets
+
+
+def load_networks(path: str | os.PathLike, default_img_size: int = 256) -> tuple[NiceNetworks, dict[str, Any]]:
+    """Networks (eval mode, CPU) and the raw checkpoint dict from an official or project file."""
+    ckpt = read_checkpoint(path)
+    return networks_from_checkpoint(ckpt, path, default_img_size), ckpt
 
 
 def checkpoint_dict(nets: NiceNetworks, g_optimizer: torch.optim.Optimizer | None,
