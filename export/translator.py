@@ -16,8 +16,7 @@ from nicegan.common import file_sha256
 from nicegan.errors import NiceganError
 from nicegan.export.metadata import ModelInfo
 from nicegan.models.architecture import read_any_checkpoint
-from nicegan.models.cyclegan.networks import CycleGANGenerator, is_cyclegan_state_dict, load_cyclegan_generator
-from nicegan.trainer.checkpoint import CheckpointError, load_tensors
+from nicegan.trainer.checkpoint import CheckpointError
 
 DIRECTIONS = ("a2b", "b2a")
 SIZE_MULTIPLE = 4
@@ -80,50 +79,28 @@ def with_uint8_io(module: nn.Module) -> UInt8IO:
     return UInt8IO(module)
 
 
-def _read_state_dict(path: str | os.PathLike) -> object:
-    try:
-        return load_tensors(path)
-    except CheckpointError:  # the NICE-GAN loader already reported why the file is unreadable
-        return None
-
-
-def _cyclegan_translator(path: str | os.PathLike, direction: str) -> CycleGANGenerator | None:
-    state = _read_state_dict(path)
-    if not isinstance(state, dict) or not is_cyclegan_state_dict(state):
-        return None
-    if direction != "a2b":
-        raise TranslatorError(
-            f"{path}: a CycleGAN generator file holds one direction; export it with --direction a2b "
-            "(for B->A export the other generator file, e.g. latest_net_G_B.pth)")
-    try:
-        return load_cyclegan_generator(state)
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise TranslatorError(f"{path}: looks like a CycleGAN generator but does not load "
-                              f"({str(exc).splitlines()[0][:200]})") from exc
-
-
 def load_translator(path: str | os.PathLike, direction: str = "a2b", default_img_size: int = 256,
                     scale: int = 1) -> tuple[nn.Module, ModelInfo]:
     """An eval-mode float translator and its ModelInfo (io="float", precision="fp32"), run at
     `scale` times the input size when scale > 1 (see Rescaled).
 
-    Accepts NICE-GAN checkpoints (official or project layout) and CycleGAN ResNet generator
-    state_dicts (junyanz or vintagify layout). `default_img_size` applies to files that store no
-    size: official light checkpoints and CycleGAN generators.
+    Accepts what an architecture of nicegan.models reads: NICE-GAN checkpoints (official or
+    project layout), CycleGAN runs (our latest.pt, a folder of official *_net_*.pth; either
+    direction) and CycleGAN ResNet generator state_dicts (junyanz or vintagify layout; a2b).
+    `default_img_size` applies to files that store no size: official light checkpoints and
+    CycleGAN generators.
     """
     if direction not in DIRECTIONS:
         raise TranslatorError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     check_scale(scale)  # before a 1 GB checkpoint is read
+    if Path(path).is_dir():
+        raise TranslatorError(f"{path}: a folder; pass one checkpoint file (a CycleGAN run's RUN/latest.pt, or one "
+                              "generator's latest_net_G_A.pth)")
     try:
         architecture, ckpt = read_any_checkpoint(path)
         module, info = architecture.translator(ckpt, Path(path), direction, default_img_size)
     except CheckpointError as error:
-        generator = _cyclegan_translator(path, direction) if os.path.isfile(path) else None
-        if generator is None:
-            raise TranslatorError(str(error)) from error
-        module = generator
-        info = ModelInfo(arch="cyclegan", direction="a2b", light=True, img_size=default_img_size, io="float",
-                         precision="fp32", dynamic_hw=True, size_multiple=SIZE_MULTIPLE, step=0)
+        raise TranslatorError(str(error)) from error
     if scale > 1 and not info.light:
         raise TranslatorError(f"{path}: a full (non-light) model runs at its training size only; drop --scale")
     return _rescaled(module, scale), replace(info, source_sha256=file_sha256(path), scale=scale)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from nicegan.models import ARCHITECTURES, get_architecture
 from nicegan.trainer.checkpoint import CheckpointError, read_checkpoint_file
+from nicegan.trainer.options import flag
 from nicegan.trainer.samples import LuminanceCheck
 from nicegan.trainer.step import GanStep, GradSync
 
@@ -158,6 +160,18 @@ class Architecture(ABC):
                    default_img_size: int) -> tuple[torch.nn.Module, ModelInfo]:
         """The eval-mode float translator (NCHW RGB in [-1, 1] in and out) of one direction, and
         what it says about itself (source hash and scale are filled in by the exporter)."""
+
+
+def checkpoint_fixes(options: TrainOptions, architecture: dict[str, Any], fields: tuple[str, ...],
+                     explicit: set[str]) -> TrainOptions:
+    """`options` with the `fields` a resumed checkpoint's networks fix; a note names the given
+    options that they override."""
+    ignored = [f"{flag(k)} {getattr(options, k)}" for k in fields
+               if k in explicit and getattr(options, k) != architecture[k]]
+    if ignored:
+        tqdm.write(f"note: {', '.join(ignored)} ignored: the resumed checkpoint's architecture is "
+                   + ", ".join(f"{k}={architecture[k]}" for k in fields))
+    return replace(options, **{k: architecture[k] for k in fields})
 
 
 ACCEPTED = ("a NICE-GAN checkpoint (gen2B, gen2A, disA, disB: the official *_params_latest.pt or one written by "

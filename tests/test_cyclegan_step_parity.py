@@ -1,5 +1,5 @@
 """The project's CycleGAN equals the official one (tests/official_cyclegan_step.py): two training
-iterations, the image pool, the learning-rate schedule.
+iterations, the image pool, the learning-rate schedule; and a resumed run equals an unbroken one.
 
 As tests/test_train_step_parity.py: same trained-like weights (the official initialisation, then
 perturbed so that no bias is 0), real photos, fp32 on CPU, two consecutive iterations (Adam's
@@ -9,6 +9,7 @@ within atol 1e-7 + rtol 1e-6.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,9 @@ import torch
 from nicegan.models.cyclegan.checkpoint import CycleGANNetConfig, build_networks
 from nicegan.models.cyclegan.pool import ImagePool
 from nicegan.models.cyclegan.step import CycleGANNetworks, CycleGANStep, CycleWeights, epoch_schedule, make_optimizers
+from nicegan.trainer.checkpoint import read_checkpoint_file
+from nicegan.trainer.loop import Trainer
+from nicegan.trainer.options import LATEST, TrainOptions
 from official_cyclegan_step import CycleGANModel, define_D, define_G, official_epoch_lrs
 from official_cyclegan_step import ImagePool as OfficialPool
 from test_train_step_parity import assert_same_state, photo_batches
@@ -145,3 +149,40 @@ def test_iters_spans_epochs_at_official_rates_and_never_trains_at_zero():
     assert [schedule.lr(step) for step in range(1, 21)] == [official[(step - 1) // 8] for step in range(1, 21)]
     assert min(schedule.lr(step) for step in range(1, 21)) > 0 and official[-1] == 0
     assert epoch_schedule(2e-4, 8).iters == 200 * 8  # the official 100 + 100 epochs
+
+
+def assert_identical(a, b, where: str = "") -> None:
+    """Bit for bit: tensors equal exactly, containers key by key."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_identical(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_identical(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+TINY_RUNS = {
+    "cyclegan": dict(arch="cyclegan", img_size=32, load_size=40, net_g="resnet_6blocks", ngf=4, ndf=4, pool_size=2),
+    "nicegan": dict(img_size=64, ch=8, n_res=2, n_dis=6),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(TINY_RUNS))
+def test_four_straight_iterations_equal_two_then_a_save_a_resume_and_two_more(image_dataset, tmp_path, arch):
+    options = TrainOptions(data_root=str(image_dataset), out=str(tmp_path / "straight"), iters=4, workers=0,
+                           threads=1, n_samples=0, save_every=100, snapshot_every=0, log_every=1, **TINY_RUNS[arch])
+    Trainer(options).run()
+    Trainer(replace(options, out=str(tmp_path / "split"), stop_at=2)).run()
+    assert read_checkpoint_file(tmp_path / "split" / "latest.pt")["start_iter"] == 2
+    Trainer(replace(options, out=str(tmp_path / "split"), resume=LATEST)).run()
+    straight, resumed = (read_checkpoint_file(tmp_path / run / "latest.pt") for run in ("straight", "split"))
+    for ckpt in (straight, resumed):
+        ckpt["train_state"].pop("options")  # --out and --resume differ, by design
+    assert straight["start_iter"] == resumed["start_iter"] == 4
+    assert_identical(straight, resumed)

@@ -233,7 +233,7 @@ class Trainer:
         return {"step": self.step, "rng": rng_state(), "options": asdict(self.options),
                 "data_passes": {d: b.passes for d, b in self.batches.items()},
                 "data_positions": {d: b.position for d, b in self.batches.items()},
-                "warm_start_done": self.warm_start_done, **self.model.training_state()}
+                "warm_start_done": self.warm_start_done or self.step > 0, **self.model.training_state()}
 
     def save(self, path: Path) -> Path:
         atomic_torch_save(self.model.checkpoint(self.step, self.train_state()), path)

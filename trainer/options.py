@@ -16,7 +16,7 @@ from nicegan.models import ARCHITECTURES, get_architecture
 
 AMP_MODES = ("off", "bf16", "fp16")
 # Where and how to run, never taken from a resumed run's saved options.
-SESSION_FIELDS = ("data_root", "out", "resume", "device", "workers", "threads", "stop_at")
+SESSION_FIELDS = ("data_root", "out", "resume", "epoch_count", "device", "workers", "threads", "stop_at")
 LATEST = "latest"
 # Options whose command-line name is not the field name with dashes.
 FLAGS = {"net_g": "--netG"}

@@ -9,11 +9,17 @@ from typing import Any
 
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from nicegan.export.metadata import ModelInfo
 from nicegan.export.translator import SIZE_MULTIPLE
-from nicegan.models.architecture import Architecture, DataSettings, Sample, TrainingModel, WarmStart
+from nicegan.models.architecture import (
+    Architecture,
+    DataSettings,
+    Sample,
+    TrainingModel,
+    WarmStart,
+    checkpoint_fixes,
+)
 from nicegan.models.nicegan.checkpoint import (
     NiceConfig,
     build_networks,
@@ -35,7 +41,7 @@ from nicegan.models.nicegan.step import (
 )
 from nicegan.models.nicegan.translator import nice_translator
 from nicegan.trainer.data import CROP_MARGIN
-from nicegan.trainer.options import TrainError, TrainOptions, flag
+from nicegan.trainer.options import TrainError, TrainOptions
 from nicegan.trainer.step import GradSync
 
 OFFICIAL_ITERS = 300_000
@@ -169,12 +175,7 @@ class NiceGAN(Architecture):
         arch = infer_config(ckpt, options.img_size).to_dict()
         if arch["light"] and "img_size" in explicit:
             arch["img_size"] = options.img_size
-        ignored = [f"{flag(k)} {getattr(options, k)}" for k in ARCH_FIELDS
-                   if k in explicit and getattr(options, k) != arch[k]]
-        if ignored:
-            tqdm.write(f"note: {', '.join(ignored)} ignored: the resumed checkpoint's architecture is "
-                       + ", ".join(f"{k}={arch[k]}" for k in ARCH_FIELDS))
-        return replace(options, **{k: arch[k] for k in ARCH_FIELDS})
+        return checkpoint_fixes(options, arch, ARCH_FIELDS, explicit)
 
     def translator(self, ckpt: dict[str, Any], path: Path, direction: str,
                    default_img_size: int) -> tuple[torch.nn.Module, ModelInfo]:
