@@ -35,7 +35,7 @@ class DataSettings:
     """How an architecture's official loader reads the training images."""
     load_size: int                  # the square resize before the random crop
     resample: Image.Resampling      # the filter of that resize (and of the sample images)
-    b_with_replacement: bool        # trainB drawn with replacement, else shuffled passes like trainA
+    with_replacement: tuple[str, ...] = ()  # the domains drawn with replacement, not in shuffled passes
 
 
 class Schedule(Protocol):
@@ -53,13 +53,16 @@ class Schedule(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
+Batch = dict[str, torch.Tensor]  # one batch of each domain's stream, by domain ("A", "B")
+
+
 class WarmStart(Protocol):
     """Steps that run before step 1 (NICE-GAN's --identity-init)."""
     name: str
     metric: str
     steps: int
 
-    def step(self, real_a: torch.Tensor, real_b: torch.Tensor, index: int) -> float: ...
+    def step(self, batch: Batch, index: int) -> float: ...
 
     def finish(self, values: list[float]) -> str: ...
 
@@ -69,7 +72,7 @@ Sample = tuple[str, np.ndarray, LuminanceCheck]  # (direction "A2B" or "B2A", BG
 
 class TrainingModel(ABC):
     """One run's networks, optimizers and step. `networks` maps checkpoint names to modules;
-    `step(real_a, real_b)` runs one iteration and returns its losses (`log_fields`)."""
+    `train_step(batch)` runs one iteration and returns its losses (`log_fields`)."""
 
     step: GanStep
     log_fields: tuple[str, ...]
@@ -100,6 +103,10 @@ class TrainingModel(ABC):
     @abstractmethod
     def sample_grids(self, images: dict[str, torch.Tensor]) -> list[Sample]:
         """One grid per direction from the fixed test images of each domain (eval mode is set)."""
+
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One iteration on a batch of each domain; an unpaired A/B family's step takes them in order."""
+        return self.step(batch["A"], batch["B"])
 
     def warm_start(self, options: TrainOptions) -> WarmStart | None:
         return None

@@ -99,6 +99,25 @@ def test_two_iterations_match_official_losses_weights_and_pools(lambda_identity,
     assert (nets.D_A.state_dict()["model.0.weight"] - before["model.0.weight"]).abs().max() > 1e-5
 
 
+def one_step(amp: str = "off", channels_last: bool = False) -> dict[str, torch.Tensor]:
+    nets = ours_from(CycleGANModel(*official_networks(SEED)))
+    real_a, real_b = photo_batches(TINY.img_size, batch_size=1)
+    if channels_last:
+        for module in nets.as_dict().values():
+            module.to(memory_format=torch.channels_last)
+        real_a, real_b = (x.to(memory_format=torch.channels_last) for x in (real_a, real_b))
+    random.seed(SEED)
+    return CycleGANStep(nets, *make_optimizers(nets, 2e-4), amp=amp)(real_a, real_b)
+
+
+def test_bf16_and_channels_last_steps_stay_close_to_fp32():
+    reference = one_step()
+    for key, value in one_step(channels_last=True).items():
+        assert value.item() == pytest.approx(reference[key].item(), rel=1e-5, abs=1e-6), key
+    for key in ("d_loss", "g_loss"):
+        assert one_step(amp="bf16")[key].item() == pytest.approx(reference[key].item(), rel=3e-2), key
+
+
 def pool_batches(count: int) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     return [torch.rand(2, 3, 4, 4, generator=generator) for _ in range(count)]

@@ -219,7 +219,7 @@ class Trainer:
             domain: InfiniteBatches(self.datasets[domain], o.batch_size, o.workers, o.seed, c.rank, c.world_size,
                                     self.device.type == "cuda", passes.get(domain, 0), positions.get(domain, 0),
                                     worker_init_fn=_ignore_sigint_in_worker, stream=stream,
-                                    replacement=domain == "B" and settings.b_with_replacement)
+                                    replacement=domain in settings.with_replacement)
             for stream, domain in enumerate(DOMAINS)}
         self.sample_images = {}
         if c.is_main and o.n_samples > 0:
@@ -299,7 +299,7 @@ class Trainer:
                     stop.requested = ddp.any_rank(stop.requested, self.device)
                 if stop.requested:
                     return
-                values.append(warm.step(self._next_batch("A"), self._next_batch("B"), index))
+                values.append(warm.step(self._next_batch(), index))
                 bar.update(1)
                 bar.set_postfix({warm.metric: f"{np.mean(values[-o.log_every:]):.4f}"})
         summary = warm.finish(values)
@@ -310,8 +310,9 @@ class Trainer:
                 self.write_samples()
             self.save_latest()
 
-    def _next_batch(self, domain: str) -> torch.Tensor:
-        return next(self.batches[domain]).to(self.device, non_blocking=True, memory_format=self.memory_format)
+    def _next_batch(self) -> dict[str, torch.Tensor]:
+        return {domain: next(batches).to(self.device, non_blocking=True, memory_format=self.memory_format)
+                for domain, batches in self.batches.items()}
 
     def _announce(self) -> None:
         o, iters = self.options, self.schedule.iters
@@ -347,10 +348,10 @@ class Trainer:
                     if stop.requested:
                         result.interrupted = True
                         break
-                    real_a, real_b = self._next_batch("A"), self._next_batch("B")
+                    batch = self._next_batch()
                     lr = self.schedule.lr(self.step + 1)
                     set_learning_rate(self.model.step.optimizers, lr)
-                    losses = self.model.step(real_a, real_b)
+                    losses = self.model.train_step(batch)
                     self.step += 1
                     interval_steps += 1
                     bar.update(1)

@@ -172,7 +172,7 @@ class CycleGAN(Architecture):
 
     def data_settings(self, options: TrainOptions) -> DataSettings:
         return DataSettings(load_size=options.load_size or OFFICIAL_LOAD_SIZE, resample=Image.Resampling.BICUBIC,
-                            b_with_replacement=True)
+                            with_replacement=("B",))
 
     def schedule(self, options: TrainOptions, iters_per_epoch: int) -> EpochSchedule:
         return epoch_schedule(options.lr, iters_per_epoch, options.iters, options.epochs, options.epochs_decay,

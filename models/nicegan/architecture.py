@@ -159,7 +159,7 @@ class NiceGAN(Architecture):
 
     def data_settings(self, options: TrainOptions) -> DataSettings:
         return DataSettings(load_size=options.load_size or options.img_size + CROP_MARGIN,
-                            resample=Image.Resampling.BILINEAR, b_with_replacement=False)
+                            resample=Image.Resampling.BILINEAR)
 
     def schedule(self, options: TrainOptions, iters_per_epoch: int) -> IterationSchedule:
         return IterationSchedule(options.iters or OFFICIAL_ITERS, options.lr)

@@ -120,7 +120,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise CheckpointError(
             f"{path}: not a NICE-GAN checkpoint (missing {', '.join(missing)}); "
-            "expected the official *_params_latest.pt layout or one written by `nicegan train`")
+            "expected the official *_params_latest.pt layout or one written by `nicegan train` (a CycleGAN "
+            "run's networks alone are the latest_net_*.pth beside its latest.pt)")
     return without_profiler_keys(ckpt)
 
 

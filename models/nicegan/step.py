@@ -160,15 +160,15 @@ class IdentityInit:
         self.optim = torch.optim.Adam(self.params, lr=self.LR)
         self.scaler = torch.amp.GradScaler(train_step.device.type, enabled=train_step.d_scaler.is_enabled())
 
-    def step(self, real_a: torch.Tensor, real_b: torch.Tensor, index: int) -> float:
-        """Warm-start step `index` (1-based); returns the mean reconstruction L1 of the two domains."""
+    def step(self, batch: dict[str, torch.Tensor], index: int) -> float:
+        """Warm-start step `index` (1-based) on a batch of each domain; returns their mean reconstruction L1."""
         n, ts = self.train_step.nets, self.train_step
         set_learning_rate([self.optim], learning_rate(index, self.steps, self.LR))
         n.disA.train()
         n.gen2A.train()
         self.optim.zero_grad(set_to_none=True)
         with ts.autocast():
-            loss = sum(l1(n.gen2A(n.disA.encode(real)[0], real), real) for real in (real_a, real_b))
+            loss = sum(l1(n.gen2A(n.disA.encode(real)[0], real), real) for real in (batch["A"], batch["B"]))
         ts.apply_loss(loss, self.optim, self.scaler, self.params)
         return float(loss.detach()) / 2
 
