@@ -1,8 +1,9 @@
 """nicegan: unpaired image-to-image translation from training to the edge.
 
-One import package: `nicegan.trainer` (training, checkpoints, evaluation), `nicegan.export`
-(ONNX, TensorRT), `nicegan.runtime` (backends, sources, sinks, the translate pipeline) and
-`nicegan.cli`. The runtime does not need torch.
+One import package: `nicegan.trainer` (training, checkpoints), `nicegan.models` (the networks
+of each model family), `nicegan.evaluation` (`nicegan eval`), `nicegan.datasets` (`nicegan
+data`), `nicegan.export` (ONNX, TensorRT), `nicegan.runtime` (backends, sources, sinks, the
+translate pipeline) and `nicegan.cli`. The runtime does not need torch.
 """
 from importlib.metadata import PackageNotFoundError, version
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from nicegan.errors import NiceganError
+from nicegan.models import ARCHITECTURES
 
 SCALE_RANGE = click.IntRange(1, 4)  # export.translator.SCALES; not imported, so --help stays fast
 BACKEND_CHOICE = click.Choice(["auto", "tensorrt", "onnxruntime", "openvino", "torch"])
@@ -47,29 +48,60 @@ def main() -> None:
 @cli.command("train")
 @click.argument("data_root", type=click.Path(file_okay=False))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Run folder: latest.pt, checkpoints/, samples/, log.csv, config.json.")
+              help="Run folder: latest.pt, checkpoints/, samples/, log.csv, config.json (CycleGAN: also the "
+                   "official latest_net_{G_A,G_B,D_A,D_B}.pth and {EPOCH}_net_*.pth).")
+@click.option("--arch", type=click.Choice(ARCHITECTURES), default="nicegan", show_default=True,
+              help="Model family: nicegan (NICE-GAN) or cyclegan (CycleGAN, junyanz/pytorch-CycleGAN-and-pix2pix).")
 @click.option("--img-size", default=256, show_default=True, help="Training crop size (multiple of 4).")
 @click.option("--load-size", default=0, show_default=True,
-              help="Resize training images to this square before the random crop (0: img-size + 30, the "
-                   "official). A light model trained on small crops of larger images (e.g. --img-size 64 "
-                   "--load-size 128) runs at the full size.")
-@click.option("--ch", default=64, show_default=True, help="Base channel count.")
-@click.option("--n-res", default=6, show_default=True, help="Residual blocks in each generator.")
-@click.option("--n-dis", default=0, show_default="7, or the deepest that --img-size fits",
-              help="Discriminator depth (>= 6; 6 needs crops of at least 48 px, 7 of 96).")
-@click.option("--light/--full", default=True, show_default=True, help="Light generator (the paper's model).")
-@click.option("--residual", is_flag=True,
-              help="Generators decode a change that is added to their input image, so its fine detail passes "
-                   "through and training starts from the identity (not in the official code; for subtle "
-                   "translations, e.g. colour and tone, with small models).")
-@click.option("--iters", default=300_000, show_default=True,
-              help="Total iterations; lr decays linearly to 0 over the second half.")
+              help="Resize training images to this square before the random crop (0: the official, NICE-GAN "
+                   "img-size + 30 bilinear, CycleGAN 286 bicubic). A light NICE-GAN or a CycleGAN trained on small "
+                   "crops of larger images (e.g. --img-size 64 --load-size 128) runs at the full size.")
+@click.option("--iters", default=0, show_default="NICE-GAN 300000; CycleGAN --epochs + --epochs-decay",
+              help="Total iterations. NICE-GAN: lr decays linearly to 0 over the second half. CycleGAN: the "
+                   "epochs it spans (an epoch: max(|trainA|, |trainB|) images) follow the official per-epoch "
+                   "schedule, half at the full rate, half decaying.")
 @click.option("--batch-size", default=1, show_default=True)
-@click.option("--lr", default=1e-4, show_default=True)
-@click.option("--adv-weight", default=1.0, show_default=True)
-@click.option("--cycle-weight", default=10.0, show_default=True)
-@click.option("--recon-weight", default=10.0, show_default=True)
+@click.option("--lr", default=0.0, show_default="NICE-GAN 1e-4, CycleGAN 2e-4", help="Adam's learning rate.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--ch", default=64, show_default=True, help="NICE-GAN: base channel count.")
+@click.option("--n-res", default=6, show_default=True, help="NICE-GAN: residual blocks in each generator.")
+@click.option("--n-dis", default=0, show_default="7, or the deepest that --img-size fits",
+              help="NICE-GAN: discriminator depth (>= 6; 6 needs crops of at least 48 px, 7 of 96).")
+@click.option("--light/--full", default=True, show_default=True, help="NICE-GAN: light generator (the paper's model).")
+@click.option("--residual", is_flag=True,
+              help="NICE-GAN: generators decode a change that is added to their input image, so its fine detail "
+                   "passes through and training starts from the identity (not in the official code; for subtle "
+                   "translations, e.g. colour and tone, with small models).")
+@click.option("--adv-weight", default=1.0, show_default=True, help="NICE-GAN: weight of the adversarial losses.")
+@click.option("--cycle-weight", default=10.0, show_default=True, help="NICE-GAN: weight of the cycle losses.")
+@click.option("--recon-weight", default=10.0, show_default=True, help="NICE-GAN: weight of the reconstruction losses.")
+@click.option("--identity-init", default=0, show_default=True, metavar="STEPS",
+              help="NICE-GAN: before step 1, train disA's encoder + gen2A as an autoencoder on both domains for "
+                   "STEPS steps and copy them to disB/gen2B, so translation starts as the identity "
+                   "(not in the official code; for subtle translations and small models; 0: official init).")
+# The choices of --netG and --gan-mode are nicegan.models.cyclegan GENERATORS and GAN_MODES, not imported so --help
+# stays fast (those modules import torch).
+@click.option("--netG", "net_g", type=click.Choice(["resnet_9blocks", "resnet_6blocks"]), default="resnet_9blocks",
+              show_default=True, help="CycleGAN: the ResNet generator (the paper: 6 blocks at 128 px, 9 at 256).")
+@click.option("--ngf", default=64, show_default=True, help="CycleGAN: generator filters in the first conv.")
+@click.option("--ndf", default=64, show_default=True, help="CycleGAN: discriminator filters in the first conv.")
+@click.option("--n-layers-d", default=3, show_default=True, help="CycleGAN: PatchGAN depth (3: 70x70 patches).")
+@click.option("--lambda-a", default=10.0, show_default=True, help="CycleGAN: weight of the cycle loss A -> B -> A.")
+@click.option("--lambda-b", default=10.0, show_default=True, help="CycleGAN: weight of the cycle loss B -> A -> B.")
+@click.option("--lambda-identity", default=0.5, show_default=True,
+              help="CycleGAN: identity loss ||G_A(B) - B||, weighted lambda-identity x lambda-b (and the same for A); 0: off.")
+@click.option("--pool-size", default=50, show_default=True,
+              help="CycleGAN: generated images kept per domain for the discriminators (0: no pool).")
+@click.option("--gan-mode", type=click.Choice(["lsgan", "vanilla"]), default="lsgan", show_default=True,
+              help="CycleGAN: least squares, or the cross-entropy of the original GAN.")
+@click.option("--epochs", default=0, show_default="100", help="CycleGAN: epochs at the full lr (instead of --iters).")
+@click.option("--epochs-decay", default=0, show_default="100",
+              help="CycleGAN: epochs of linear decay after them, the last at lr 0 (instead of --iters).")
+@click.option("--save-epoch-freq", default=5, show_default=True,
+              help="CycleGAN: write the official {EPOCH}_net_*.pth every N epochs (0: never).")
+@click.option("--epoch-count", default=1, show_default=True,
+              help="CycleGAN: the epoch that the official files of --resume DIR continue at (they do not store it).")
 @click.option("--workers", default=2, show_default=True, help="DataLoader worker processes per domain.")
 @click.option("--threads", default=0, show_default=True,
               help="torch CPU threads (0: the cores not busy with other processes).")
@@ -83,22 +115,22 @@ def main() -> None:
 @click.option("--snapshot-every", default=50_000, show_default=True,
               help="Keep checkpoints/params_NNNNNNN.pt every N steps (0: never).")
 @click.option("--log-every", default=10, show_default=True, help="Average losses over N steps into log.csv.")
-@click.option("--identity-init", default=0, show_default=True, metavar="STEPS",
-              help="Before step 1, train disA's encoder + gen2A as an autoencoder on both domains for "
-                   "STEPS steps and copy them to disB/gen2B, so translation starts as the identity "
-                   "(not in the official code; for subtle translations and small models; 0: official init).")
 @click.option("--stop-at", default=0, show_default=True, metavar="STEP",
-              help="Save latest.pt and stop at STEP (the lr schedule stays that of --iters); continue later "
-                   "with --resume, e.g. with other loss weights (0: run to --iters).")
-@click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[FILE]",
-              help="Continue RUN_DIR/latest.pt, or FILE (ours or an official *_params_latest.pt). "
-                   "Options not given again are taken from the resumed run.")
+              help="Save latest.pt and stop at STEP (the lr schedule stays that of the whole run); continue later "
+                   "with --resume, e.g. with other loss weights (0: run to the end).")
+@click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[PATH]",
+              help="Continue RUN_DIR/latest.pt, or PATH: ours, an official NICE-GAN *_params_latest.pt, or a folder "
+                   "of the official CycleGAN latest_net_*.pth (networks only: Adam and the pools restart, with a "
+                   "warning). Options not given again are taken from the resumed run.")
 @click.pass_context
 def train_command(ctx: click.Context, data_root: str, out: str, **kwargs) -> None:
-    """Train NICE-GAN on DATA_ROOT/{trainA,trainB,testA,testB}.
+    """Train NICE-GAN (or, with --arch cyclegan, CycleGAN) on DATA_ROOT/{trainA,trainB,testA,testB},
+    with the official defaults; each family's own options are marked NICE-GAN: or CycleGAN:, and
+    one of another family is refused.
 
     Multi-GPU: torchrun --nproc_per_node=N -m nicegan.cli train DATA_ROOT --out RUN_DIR ... (batch size per GPU)."""
-    from nicegan.trainer.loop import TrainOptions, train
+    from nicegan.trainer.loop import train
+    from nicegan.trainer.options import TrainOptions
     explicit = {name for name in kwargs if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     try:
         result = train(TrainOptions(data_root=data_root, out=out, **kwargs), explicit)
@@ -125,7 +157,8 @@ def export_group() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Output .onnx [default: <checkpoint stem>_<direction>[_float][_fp16][_trt8].onnx beside it].")
 @click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
-              help="a2b: disA encoder + gen2B; b2a: disB + gen2A (CycleGAN files: a2b only).")
+              help="a2b: NICE-GAN's disA encoder + gen2B, CycleGAN's G_A; b2a: disB + gen2A, G_B (a single CycleGAN "
+                   "generator file: a2b only).")
 @click.option("--io", "io", type=click.Choice(["uint8", "float"]), default="uint8", show_default=True,
               help="uint8: NHWC BGR uint8 in/out (normalisation inside the graph); float: NCHW RGB [-1, 1].")
 @click.option("--target", type=click.Choice(["trt8", "trt10"]), default="trt10", show_default=True,
@@ -149,7 +182,8 @@ def export_onnx_command(checkpoint: str, output: str | None, direction: str, io:
                         opset: int | None, fp16: bool, batch: int | None, height: int | None,
                         width: int | None, img_size: int, scale: int, no_simplify: bool, no_parity: bool,
                         parity_images: tuple[str, ...]) -> None:
-    """Export CHECKPOINT (NICE-GAN .pt or CycleGAN generator .pth) to ONNX, checked against PyTorch."""
+    """Export CHECKPOINT (a NICE-GAN .pt, a CycleGAN run's latest.pt or a CycleGAN generator .pth) to ONNX,
+    checked against PyTorch."""
     from nicegan.export.to_onnx import export_onnx
     report = export_onnx(checkpoint, output, direction=direction, io=io, target=target, opset=opset,
                          fp16=fp16, batch=batch, height=height, width=width, simplify=not no_simplify,
@@ -173,7 +207,7 @@ def export_pt_command(checkpoints: tuple[str, ...], output: str, fp16: bool) -> 
     averaged weight by weight, which smooths out a GAN's step-to-step jitter (docs/MODEL.md has
     its effect on the default model); spectral-norm vectors are re-estimated for the mean weights.
     """
-    from nicegan.trainer.checkpoint import average_checkpoints, slim_checkpoint
+    from nicegan.models.nicegan.checkpoint import average_checkpoints, slim_checkpoint
     if len(checkpoints) == 1:
         written = slim_checkpoint(checkpoints[0], output, half=fp16)
     else:
@@ -443,7 +477,7 @@ def info_command(model: str, backend: str, device: str | None) -> None:
 def data_command(out_root: Path, size: int, train_count: int, test_count: int, val_count: int, seed: int,
                  teacher: Path | None, teacher_scale: int, device: str) -> None:
     """Build the offline "photo -> vintage" dataset in OUT_ROOT (resumable)."""
-    from nicegan.trainer.offline_data import build_dataset
+    from nicegan.datasets.offline_data import build_dataset
     counts = build_dataset(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale,
                            val_count=val_count)
     click.echo(" ".join(f"{folder}={n}" for folder, n in counts.items()) + f"; sources: {out_root / 'SOURCES.md'}")
@@ -479,7 +513,7 @@ def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, incept
     With small test sets a lead of a few FID points can be noise: --baseline resamples the test
     images and says whether FAKE's lead over the baseline holds.
     """
-    from nicegan.trainer.evaluate import evaluate_folders, format_table, write_json
+    from nicegan.evaluation.evaluate import evaluate_folders, format_table, write_json
     result = evaluate_folders(real_dir, fake_dir, paired_ref, inception_weights, kid_subsets,
                               kid_subset_size, batch_size, device, seed, progress=not no_progress,
                               baseline_dir=baseline_dir, resamples=resamples)

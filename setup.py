@@ -7,7 +7,8 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT_PACKAGE = "nicegan"
-SUBPACKAGES = ["trainer", "export", "runtime", "runtime.backends"]
+SUBPACKAGES = ["trainer", "models", "models.nicegan", "models.cyclegan", "evaluation", "datasets", "export", "runtime",
+               "runtime.backends"]
 
 
 class BuildPy(build_py):

@@ -24,7 +24,7 @@ if str(REPO) not in sys.path:  # scripts run as `python benchmarks/x.py`: the te
 import torch
 
 from nicegan.common import NOTABLE_EXTENSIONS, cpu_extensions
-from nicegan.trainer.checkpoint import NiceConfig
+from nicegan.models.nicegan.checkpoint import NiceConfig
 
 DEFAULT_CONFIG = NiceConfig()   # the light model: ch 64, n_res 6, n_dis 7, 256 px
 

@@ -40,8 +40,8 @@ from harness import (
     workdir,
 )
 from nicegan.export.translator import UInt8IO, load_translator
+from nicegan.models.nicegan.checkpoint import load_networks
 from nicegan.runtime.bench import sample_frames
-from nicegan.trainer.checkpoint import load_networks
 
 FLOP_SIZE = 256  # FLOPs are counted at 256x256 and scaled by pixels (the model is fully convolutional)
 

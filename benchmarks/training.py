@@ -3,7 +3,7 @@
 The official step is tests/official_step.py, a line-by-line transcription of NICE.py's D and G
 steps (autograd graphs on every forward, the D-step fakes generated with grads then detached,
 the G backward computing discriminator gradients that are thrown away, losses read back with
-.item() every step as its progress print does). The project step is trainer.loop.TrainStep.
+.item() every step as its progress print does). The project step is models.nicegan.step.TrainStep.
 Both run the same networks (same seed), optimizers, batch and precision; each configuration runs
 in a fresh process so its peak memory is its own (CPU: ru_maxrss; CUDA: max_memory_allocated).
 Batches are fixed tensors made from real photos: data loading is excluded on both sides.
@@ -36,8 +36,9 @@ from harness import (
     spread,
     time_calls,
 )
-from nicegan.trainer.checkpoint import NiceConfig, build_networks
-from nicegan.trainer.loop import AMP_DTYPES, TrainStep, make_optimizers
+from nicegan.models.nicegan.checkpoint import NiceConfig, build_networks
+from nicegan.models.nicegan.step import TrainStep, make_optimizers
+from nicegan.trainer.step import AMP_DTYPES
 from tests.official_step import official_optimizers, official_step
 
 IMPLEMENTATIONS = ("official", "project")

@@ -56,7 +56,7 @@ def official_job(checkpoint: Path, input_dir: Path, output_dir: Path, img_size: 
     import torch
     from PIL import Image
 
-    from nicegan.trainer.checkpoint import load_networks
+    from nicegan.models.nicegan.checkpoint import load_networks
     from nicegan.trainer.data import eval_transform, list_images
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")   # NICE.py's --device cuda default
     nets, _ = load_networks(checkpoint, img_size)

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from nicegan.export.stable_norms import staged
-from nicegan.trainer.networks import ILN, ResnetGenerator, adaILN
+from nicegan.models.nicegan.networks import ILN, ResnetGenerator, adaILN
 
 ISLAND_SCOPE = "fp32"   # attribute name of the wrapped norm: ONNX node names contain "/fp32/"
 NORM_TYPES = (ILN, adaILN, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm)

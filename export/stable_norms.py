@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from nicegan.trainer.networks import ILN, adaILN
+from nicegan.models.nicegan.networks import ILN, adaILN
 
 
 def _spatial_mean(x: torch.Tensor) -> torch.Tensor:

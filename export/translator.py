@@ -1,26 +1,22 @@
-"""The deployable translator: the source domain's encoder (CAM folded) followed by the generator.
-
-NICE-GAN's official test path runs the whole discriminator and keeps only its fifth output z.
-Here the encoder is rebuilt from the discriminator's trunk with spectral norm baked in eval mode,
-and the CAM block (cat[x0, x0] * fc.weight_orig -> conv1x1 -> lamda*h + x0) becomes one 1x1 conv,
-which is exact because every step of it is linear in x0 (architecture notes, section 7).
+"""The deployable translator of every architecture: float NCHW RGB in [-1, 1] in and out, with
+the uint8 NHWC BGR ends and the in-graph rescaling that every export and the PyTorch backend wrap
+around it. `load_translator` builds it from any checkpoint the project reads.
 """
 from __future__ import annotations
 
-import copy
 import os
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.utils import remove_spectral_norm
 
 from nicegan.common import file_sha256
 from nicegan.errors import NiceganError
 from nicegan.export.metadata import ModelInfo
-from nicegan.trainer.checkpoint import CheckpointError, NiceNetworks, load_networks, load_tensors
-from nicegan.trainer.cyclegan import CycleGANGenerator, is_cyclegan_state_dict, load_cyclegan_generator
-from nicegan.trainer.networks import Discriminator, ResnetGenerator
+from nicegan.models.architecture import read_any_checkpoint
+from nicegan.trainer.checkpoint import CheckpointError
 
 DIRECTIONS = ("a2b", "b2a")
 SIZE_MULTIPLE = 4
@@ -29,63 +25,6 @@ SCALES = (1, 2, 3, 4)
 
 class TranslatorError(NiceganError, ValueError):
     """A source that cannot become a translator; the message names the file and the fix."""
-
-
-def _baked_trunk(dis: Discriminator) -> nn.Sequential:
-    """The encoder trunk (`model`) with its spectral-normalised weights frozen at eval-mode values.
-
-    `remove_spectral_norm` on an eval-mode module computes W = weight_orig / sigma from the stored
-    u and v without a power iteration, which is what the official eval forward uses.
-    """
-    trunk = copy.deepcopy(dis.model).eval()
-    for layer in trunk:
-        if hasattr(layer, "weight_orig"):
-            remove_spectral_norm(layer)
-    return trunk
-
-
-def fold_cam(dis: Discriminator) -> nn.Conv2d:
-    """The CAM block as one 1x1 conv C -> C: W[o,i] = lamda*(K[o,i]*w[i] + K[o,C+i]*w[C+i]) + delta(o,i).
-
-    w is the raw `fc.weight_orig` (the official attention weight), never the normalised one.
-    Folding runs in float64 so the folded conv is as close to the unfolded maths as fp32 allows.
-    """
-    kernel = dis.conv1x1.weight.detach().double().flatten(1)          # (C, 2C)
-    channels = kernel.shape[0]
-    attention = dis.cam_weight().detach().double().flatten()          # (2C,)
-    lamda = dis.lamda.detach().double()
-    folded = lamda * (kernel[:, :channels] * attention[:channels] + kernel[:, channels:] * attention[channels:])
-    folded = folded + torch.eye(channels, dtype=torch.float64)
-    conv = nn.Conv2d(channels, channels, kernel_size=1, bias=True)
-    with torch.no_grad():
-        conv.weight.copy_(folded.view(channels, channels, 1, 1).float())
-        conv.bias.copy_((lamda * dis.conv1x1.bias.detach().double()).float())
-    return conv
-
-
-class FoldedEncoder(nn.Module):
-    """x (B,3,H,W) in [-1,1] -> z (B,2*ch,H/4,W/4): trunk + folded CAM + LeakyReLU(0.2)."""
-
-    def __init__(self, dis: Discriminator):
-        super().__init__()
-        self.trunk = _baked_trunk(dis)
-        self.cam = fold_cam(dis)
-        self.act = nn.LeakyReLU(0.2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.cam(self.trunk(x)))
-
-
-class NiceTranslator(nn.Module):
-    """float32 NCHW RGB in [-1, 1] -> same: the deployed NICE-GAN path, no discriminator heads."""
-
-    def __init__(self, dis: Discriminator, gen: ResnetGenerator):
-        super().__init__()
-        self.encoder = FoldedEncoder(dis)
-        self.gen = gen.eval()  # shared, not copied: the full model's generator holds 1 GB
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gen(self.encoder(x), x)
 
 
 class UInt8IO(nn.Module):
@@ -140,61 +79,28 @@ def with_uint8_io(module: nn.Module) -> UInt8IO:
     return UInt8IO(module)
 
 
-def _nice_translator(nets: NiceNetworks, direction: str) -> nn.Module:
-    dis, gen = nets.encoder_and_generator(direction)
-    return NiceTranslator(dis.eval(), gen.eval()).eval()
-
-
-def _read_state_dict(path: str | os.PathLike) -> object:
-    try:
-        return load_tensors(path)
-    except CheckpointError:  # the NICE-GAN loader already reported why the file is unreadable
-        return None
-
-
-def _cyclegan_translator(path: str | os.PathLike, direction: str) -> CycleGANGenerator | None:
-    state = _read_state_dict(path)
-    if not isinstance(state, dict) or not is_cyclegan_state_dict(state):
-        return None
-    if direction != "a2b":
-        raise TranslatorError(
-            f"{path}: a CycleGAN generator file holds one direction; export it with --direction a2b "
-            "(for B->A export the other generator file, e.g. latest_net_G_B.pth)")
-    try:
-        return load_cyclegan_generator(state)
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise TranslatorError(f"{path}: looks like a CycleGAN generator but does not load "
-                              f"({str(exc).splitlines()[0][:200]})") from exc
-
-
 def load_translator(path: str | os.PathLike, direction: str = "a2b", default_img_size: int = 256,
                     scale: int = 1) -> tuple[nn.Module, ModelInfo]:
     """An eval-mode float translator and its ModelInfo (io="float", precision="fp32"), run at
     `scale` times the input size when scale > 1 (see Rescaled).
 
-    Accepts NICE-GAN checkpoints (official or project layout) and CycleGAN ResNet generator
-    state_dicts (junyanz or vintagify layout). `default_img_size` applies to files that store no
-    size: official light checkpoints and CycleGAN generators.
+    Accepts what an architecture of nicegan.models reads: NICE-GAN checkpoints (official or
+    project layout), CycleGAN runs (our latest.pt, a folder of official *_net_*.pth; either
+    direction) and CycleGAN ResNet generator state_dicts (junyanz or vintagify layout; a2b).
+    `default_img_size` applies to files that store no size: official light checkpoints and
+    CycleGAN generators.
     """
     if direction not in DIRECTIONS:
         raise TranslatorError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     check_scale(scale)  # before a 1 GB checkpoint is read
+    if Path(path).is_dir():
+        raise TranslatorError(f"{path}: a folder; pass one checkpoint file (a CycleGAN run's RUN/latest.pt, or one "
+                              "generator's latest_net_G_A.pth)")
     try:
-        nets, ckpt = load_networks(path, default_img_size)
-    except CheckpointError as nice_error:
-        generator = _cyclegan_translator(path, direction) if os.path.isfile(path) else None
-        if generator is None:
-            raise TranslatorError(f"{nice_error} (CycleGAN ResNet generator state_dicts are accepted too)") \
-                from nice_error
-        info = ModelInfo(arch="cyclegan", direction="a2b", light=True, img_size=default_img_size, io="float",
-                         precision="fp32", dynamic_hw=True, size_multiple=SIZE_MULTIPLE,
-                         source_sha256=file_sha256(path), step=0, scale=scale)
-        return _rescaled(generator, scale), info
-    config = nets.config
-    info = ModelInfo(arch="nicegan", direction=direction, light=config.light, img_size=config.img_size,
-                     io="float", precision="fp32", dynamic_hw=config.light, size_multiple=SIZE_MULTIPLE,
-                     source_sha256=file_sha256(path), step=int(ckpt.get("start_iter", 0)), scale=scale,
-                     averaged_steps=",".join(map(str, (ckpt.get("config") or {}).get("averaged_steps", []))))
-    if scale > 1 and not config.light:
+        architecture, ckpt = read_any_checkpoint(path)
+        module, info = architecture.translator(ckpt, Path(path), direction, default_img_size)
+    except CheckpointError as error:
+        raise TranslatorError(str(error)) from error
+    if scale > 1 and not info.light:
         raise TranslatorError(f"{path}: a full (non-light) model runs at its training size only; drop --scale")
-    return _rescaled(_nice_translator(nets, direction), scale), info
+    return _rescaled(module, scale), replace(info, source_sha256=file_sha256(path), scale=scale)

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nicegan.trainer.checkpoint import NiceConfig, NiceNetworks, atomic_torch_save, build_networks, checkpoint_dict
-from nicegan.trainer.networks import ILN, adaILN
+from nicegan.models.nicegan.checkpoint import NiceConfig, NiceNetworks, build_networks, checkpoint_dict
+from nicegan.models.nicegan.networks import ILN, adaILN
+from nicegan.trainer.checkpoint import atomic_torch_save
 
 # Small enough for 2 CPU cores, big enough for the full discriminator heads (n_dis 6 needs >= 48 px).
 TINY = NiceConfig(img_size=64, ch=8, n_res=2, n_dis=6, light=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nicegan.trainer.bootstrap import PairedScores, PerImageScores, compare_to_baseline, weighted_fid, weighted_mmd2
-from nicegan.trainer.metrics import fid_from_features, kid_from_features, mmd2_unbiased, polynomial_kernel
+from nicegan.evaluation.bootstrap import PairedScores, PerImageScores, compare_to_baseline, weighted_fid, weighted_mmd2
+from nicegan.evaluation.metrics import fid_from_features, kid_from_features, mmd2_unbiased, polynomial_kernel
 
 
 def _features(n: int, shift: float, seed: int, d: int = 16) -> np.ndarray:

@@ -8,10 +8,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nicegan.trainer.checkpoint import (
-    CheckpointError,
+from nicegan.models.nicegan.checkpoint import (
     NiceConfig,
-    atomic_torch_save,
     average_checkpoints,
     build_networks,
     checkpoint_dict,
@@ -19,6 +17,7 @@ from nicegan.trainer.checkpoint import (
     load_networks,
     slim_checkpoint,
 )
+from nicegan.trainer.checkpoint import CheckpointError, atomic_torch_save
 from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
 
 OFFICIAL_KEYS = {"gen2B", "gen2A", "disA", "disB", "G_optimizer", "D_optimizer", "start_iter"}

@@ -14,7 +14,7 @@ from nicegan.common import file_sha256
 from nicegan.export.metadata import ModelInfo
 from nicegan.export.to_onnx import export_onnx
 from nicegan.export.translator import TranslatorError, load_translator
-from nicegan.trainer.cyclegan import CycleGANConfig, CycleGANGenerator
+from nicegan.models.cyclegan.networks import CycleGANConfig, CycleGANGenerator
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -15,6 +15,7 @@ from nicegan.trainer.data import (
     DataError,
     ImageFolderDataset,
     InfiniteBatches,
+    PassSampler,
     check_layout,
     eval_transform,
     fixed_test_images,
@@ -130,13 +131,13 @@ def test_ranks_get_disjoint_shuffles_that_change_every_pass(tmp_path):
         write_photo(tmp_path / f"{i}.png", size=8, name=("coffee", "rocket")[i % 2])
     dataset = ImageFolderDataset(tmp_path, eval_transform(8))
     streams = [InfiniteBatches(dataset, 1, 0, seed=5, rank=r, world_size=2) for r in (0, 1)]
-    order = [[int(i) for i in s.sampler] for s in streams]
+    order = [s.sampler.indices() for s in streams]
     assert set(order[0]).isdisjoint(order[1]) and len(set(order[0]) | set(order[1])) == 8
     first_pass = order[0]
     for _ in range(5):  # the 4-image shard runs out on the 5th batch
         next(streams[0])
     streams[0].sampler.set_epoch(streams[0].passes)
-    assert streams[0].passes == 1 and [int(i) for i in streams[0].sampler] != first_pass
+    assert streams[0].passes == 1 and streams[0].sampler.indices() != first_pass
 
 
 def test_fixed_test_images_are_the_first_readable_files_in_name_order(tmp_path):
@@ -147,3 +148,42 @@ def test_fixed_test_images_are_the_first_readable_files_in_name_order(tmp_path):
     assert images.shape == (2, 3, 16, 16)
     expected = eval_transform(16)(Image.open(tmp_path / "b.png").convert("RGB"))
     assert torch.equal(images[0], expected)
+
+
+def test_cyclegan_draws_trainb_with_replacement_a_new_draw_every_pass():
+    sampler = PassSampler(8, seed=3, replacement=True)
+    draws = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        draws.append(sampler.indices())
+    assert all(len(d) == 8 and set(d) <= set(range(8)) for d in draws)
+    assert any(len(set(d)) < 8 for d in draws) and draws[0] != draws[1]  # repeats: not a permutation
+    shards = [PassSampler(8, seed=3, rank=r, world_size=2, replacement=True).indices() for r in (0, 1)]
+    assert [len(s) for s in shards] == [4, 4] and sorted(shards[0] + shards[1]) == sorted(draws[0])
+
+
+def test_the_bicubic_train_transform_crops_the_bicubic_resize():
+    image = Image.fromarray(cv2.resize(real_photos()["rocket"], (50, 40), interpolation=cv2.INTER_AREA))
+    resized = to_tensor(image.resize((40, 40), Image.Resampling.BICUBIC))
+    out = train_transform(32, 40, Image.Resampling.BICUBIC)(image, torch.Generator().manual_seed(1))
+    assert any(torch.equal(full[:, top:top + 32, left:left + 32], out) for full in (resized, resized.flip(-1))
+               for top in range(9) for left in range(9))
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_stream_resumed_mid_pass_yields_what_the_unbroken_one_does(tmp_path, workers):
+    for i, name in enumerate(("coffee", "chelsea", "rocket", "astronaut", "coffee")):
+        write_photo(tmp_path / "trainA" / f"{i}.png", size=40 + 4 * i, name=name)
+    dataset = ImageFolderDataset(tmp_path / "trainA", train_transform(32))
+
+    def stream(**state) -> InfiniteBatches:
+        return InfiniteBatches(dataset, 2, workers, seed=1, stream=1, **state)
+
+    unbroken = stream()
+    expected = [next(unbroken) for _ in range(5)]  # 5 images in batches of 2: across two passes
+    first = stream()
+    got = [next(first) for _ in range(2)]
+    resumed = stream(passes=first.passes, position=first.position)
+    got += [next(resumed) for _ in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    assert (resumed.passes, resumed.position) == (unbroken.passes, unbroken.position)

@@ -6,13 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from nicegan.trainer.checkpoint import read_checkpoint
+from nicegan.models.nicegan.step import TrainStep, make_optimizers
+from nicegan.trainer.checkpoint import read_checkpoint_file
 from nicegan.trainer.distributed import average_gradients, broadcast_state
-from nicegan.trainer.loop import TrainStep, make_optimizers
 from nicegan_testutils import TINY, make_trained_like
 
 WORLD = 2
@@ -61,17 +62,25 @@ def test_two_gloo_ranks_average_gradients_and_stay_in_sync(tmp_path):
     assert any(not torch.equal(v, ranks[0]["initial"][k]) for k, v in ranks[0]["final"].items())
 
 
-def test_nicegan_train_under_torchrun(image_dataset, tmp_path):
+TORCHRUN_ARCHS = {
+    "nicegan": ["--img-size", "64", "--ch", "8", "--n-res", "2", "--n-dis", "6"],
+    "cyclegan": ["--arch", "cyclegan", "--img-size", "32", "--load-size", "40", "--netG", "resnet_6blocks",
+                 "--ngf", "4", "--ndf", "4"],
+}
+
+
+@pytest.mark.parametrize("arch", sorted(TORCHRUN_ARCHS))
+def test_nicegan_train_under_torchrun(image_dataset, tmp_path, arch):
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
-         "-m", "nicegan.cli", "train", str(image_dataset), "--out", str(run), "--device", "cpu", "--img-size", "64",
-         "--ch", "8", "--n-res", "2", "--n-dis", "6", "--iters", "2", "--workers", "0", "--threads", "1",
+         "-m", "nicegan.cli", "train", str(image_dataset), "--out", str(run), "--device", "cpu",
+         *TORCHRUN_ARCHS[arch], "--iters", "2", "--workers", "0", "--threads", "1",
          "--n-samples", "1", "--sample-every", "2", "--log-every", "1"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)   # the installed package, not ./cli.py
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "device cpu x 2" in proc.stderr + proc.stdout
-    assert read_checkpoint(run / "latest.pt")["start_iter"] == 2
+    assert read_checkpoint_file(run / "latest.pt")["start_iter"] == 2
     assert (run / "log.csv").read_text().count("\n") == 3  # header + 2 rows: only rank 0 writes
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["A2B_0000002.png", "B2A_0000002.png"]

@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from nicegan.cli import cli
+from nicegan.models.nicegan.architecture import default_n_dis
 from nicegan.runtime.demo import DEFAULT_MODEL
-from nicegan.trainer.loop import TrainError, TrainOptions, default_n_dis, resolve_options
+from nicegan.trainer.options import TrainError, TrainOptions, resolve_options
 from runtime_fixtures import photo
 
 REPO = Path(__file__).resolve().parents[1]

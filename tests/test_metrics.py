@@ -18,8 +18,15 @@ from click.testing import CliRunner
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from nicegan.cli import cli
-from nicegan.trainer import evaluate, metrics
-from nicegan.trainer.metrics import capped_subset_size, fid_from_features, kid_from_features, mmd2_unbiased, psnr, ssim
+from nicegan.evaluation import evaluate, metrics
+from nicegan.evaluation.metrics import (
+    capped_subset_size,
+    fid_from_features,
+    kid_from_features,
+    mmd2_unbiased,
+    psnr,
+    ssim,
+)
 from nicegan_testutils import real_photos
 
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nicegan.trainer.checkpoint import NiceConfig, build_networks
-from nicegan.trainer.networks import ILN, Discriminator, ResnetGenerator, adaILN
+from nicegan.models.nicegan.checkpoint import NiceConfig, build_networks
+from nicegan.models.nicegan.networks import ILN, Discriminator, ResnetGenerator, adaILN
 from nicegan_testutils import TINY, make_trained_like
 
 KEYS_FILE = Path(__file__).parent / "data" / "official_state_dict_keys.txt"

@@ -12,9 +12,8 @@ import torch
 from click.testing import CliRunner
 
 from nicegan.cli import cli
-from nicegan.trainer import offline_data
-from nicegan.trainer.cyclegan import CycleGANConfig, CycleGANGenerator
-from nicegan.trainer.offline_data import (
+from nicegan.datasets import offline_data
+from nicegan.datasets.offline_data import (
     DatasetBuildError,
     build_dataset,
     load_teacher,
@@ -24,6 +23,7 @@ from nicegan.trainer.offline_data import (
     split_photos,
     video_source,
 )
+from nicegan.models.cyclegan.networks import CycleGANConfig, CycleGANGenerator
 from nicegan_testutils import assert_within_one_level, real_photos
 
 SIZE = 32

@@ -20,7 +20,7 @@ from nicegan.export.metadata import ModelInfo
 from nicegan.export.stable_norms import StagedAdaILN, StagedILN
 from nicegan.export.to_onnx import ExportError, export_onnx
 from nicegan.export.translator import TranslatorError, UInt8IO, load_translator
-from nicegan.trainer.networks import ILN, adaILN
+from nicegan.models.nicegan.networks import ILN, adaILN
 from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -16,12 +16,12 @@ pytest.importorskip("openvino", reason="OpenVINO has no wheel for this platform 
 
 from nicegan.export.to_onnx import export_onnx  # noqa: E402
 from nicegan.export.to_openvino import OpenVINOExportError, export_openvino  # noqa: E402
+from nicegan.models.cyclegan.networks import CycleGANConfig, CycleGANGenerator  # noqa: E402
 from nicegan.runtime.backends import BackendError, open_backend  # noqa: E402
 from nicegan.runtime.backends import openvino_backend as ovb  # noqa: E402
 from nicegan.runtime.demo import DEFAULT_MODEL  # noqa: E402
 from nicegan.runtime.frames import SizePolicy  # noqa: E402
 from nicegan.runtime.pipeline import TranslateOptions, default_batch_size, translate  # noqa: E402
-from nicegan.trainer.cyclegan import CycleGANConfig, CycleGANGenerator  # noqa: E402
 from nicegan.trainer.threads import cpu_has_native_bf16  # noqa: E402
 from nicegan_testutils import TINY_FULL, make_trained_like, real_photos, save_checkpoint  # noqa: E402
 from runtime_fixtures import distinct_frames, output_files, photo, read_clip, write_clip  # noqa: E402

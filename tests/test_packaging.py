@@ -18,9 +18,9 @@ import pytest
 from runtime_fixtures import photo
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE_DIRS = ("trainer", "export", "runtime")
+PACKAGE_DIRS = ("trainer", "models", "evaluation", "datasets", "export", "runtime")
 ROOT_MODULES = ("__init__.py", "cli.py", "common.py", "errors.py")
-SUBPACKAGE_NAMES = {"trainer", "export", "runtime", "cli", "common", "errors"}
+SUBPACKAGE_NAMES = {*PACKAGE_DIRS, "cli", "common", "errors"}
 # Imported inside the function that needs them, each with a one-line install hint where it is used.
 OPTIONAL = {
     "tensorrt": "nicegan[tensorrt] / JetPack (export trt, .engine models)",
@@ -71,7 +71,7 @@ def declared_distributions() -> set[str]:
 def test_code_imports_only_through_the_nicegan_package():
     """`import trainer` would pick up whatever top-level `trainer` is installed (the PyPI package of
     that name overwrote ours), or a stray ./cli.py: every import of our code is `nicegan.…`."""
-    bare = re.compile(r"^\s*(?:from|import)\s+(?:trainer|export|runtime|cli|common|errors)\b", re.M)
+    bare = re.compile(rf"^\s*(?:from|import)\s+(?:{'|'.join(sorted(SUBPACKAGE_NAMES))})\b", re.M)
     offenders = [f"{p.relative_to(REPO)}:{text.count(chr(10), 0, m.start()) + 1}"
                  for p in python_files(REPO) for text in [p.read_text(encoding="utf-8")]
                  for m in bare.finditer(text)]
@@ -114,6 +114,7 @@ def test_the_wheel_installs_one_name_with_the_bundled_assets(wheel):
     top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top == {"nicegan"}
     assert {f"nicegan/{module}" for module in ROOT_MODULES} <= set(names)
+    assert {f"nicegan/{name}/__init__.py" for name in PACKAGE_DIRS} <= set(names)
     assert {"nicegan/trainer/loop.py", "nicegan/export/to_onnx.py", "nicegan/runtime/backends/base.py"} <= set(names)
     for asset in ("models/vintage_a2b.onnx", "models/vintage_a2b_fp16.onnx", "bigbuckbunny_320x180.mp4",
                   "astronaut.jpg", "ATTRIBUTION.md"):

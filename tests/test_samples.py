@@ -1,11 +1,14 @@
-"""Sample grids' brightness-inversion check (trainer/samples.py and the trainer's use of it)."""
+"""Sample grids' brightness-inversion check (trainer/samples.py, models/nicegan/samples.py and the trainer's use
+of it)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from nicegan.trainer.loop import Trainer, TrainOptions
-from nicegan.trainer.samples import LuminanceCheck, inversion_warning, luminance_check, translation_columns
+from nicegan.models.nicegan.samples import translation_columns
+from nicegan.trainer.loop import Trainer
+from nicegan.trainer.options import TrainOptions
+from nicegan.trainer.samples import LuminanceCheck, inversion_warning, luminance_check
 from nicegan_testutils import TINY, make_trained_like, random_crops, real_photos
 
 
@@ -83,7 +86,7 @@ def trainer(image_dataset, tmp_path, **options) -> Trainer:
 def test_trainer_warns_when_a_direction_is_inverted(image_dataset, tmp_path, capsys):
     """Residual generators start as the identity: negated, A2B is an exact negative of the photos."""
     run = trainer(image_dataset, tmp_path, residual=True)
-    run.nets.gen2B = Negated(run.nets.gen2B)
+    run.model.nets.gen2B = Negated(run.model.nets.gen2B)
     run.write_samples()
     out = capsys.readouterr()
     assert "A2B samples are brightness-inverted" in out.out + out.err

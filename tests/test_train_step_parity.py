@@ -12,10 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from nicegan.trainer.checkpoint import NiceNetworks
+from nicegan.models.nicegan.checkpoint import NiceNetworks
+from nicegan.models.nicegan.losses import LossWeights
+from nicegan.models.nicegan.step import FullPrecisionHook, TrainStep, learning_rate, make_optimizers
 from nicegan.trainer.data import to_tensor
-from nicegan.trainer.loop import FullPrecisionHook, TrainStep, learning_rate, make_optimizers, set_learning_rate
-from nicegan.trainer.losses import LossWeights
+from nicegan.trainer.step import set_learning_rate
 from nicegan_testutils import TINY, make_trained_like, real_photos
 from official_step import official_optimizers, official_step
 

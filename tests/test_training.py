@@ -19,8 +19,10 @@ import torch
 from click.testing import CliRunner
 
 from nicegan.cli import cli
-from nicegan.trainer.checkpoint import load_networks, read_checkpoint
-from nicegan.trainer.loop import LATEST, StopRequest, Trainer, TrainOptions, learning_rate
+from nicegan.models.nicegan.checkpoint import load_networks, read_checkpoint
+from nicegan.models.nicegan.step import learning_rate
+from nicegan.trainer.loop import StopRequest, Trainer
+from nicegan.trainer.options import LATEST, TrainOptions
 from nicegan_testutils import TINY, make_trained_like
 from official_step import official_optimizers, official_step
 
@@ -116,8 +118,8 @@ def test_fp16_scaler_rng_and_options_are_restored_on_resume(image_dataset, tmp_p
     state = read_checkpoint(run / "latest.pt")["train_state"]
     trainer = Trainer(TrainOptions(data_root=str(image_dataset), out=str(run), resume=LATEST, workers=0, threads=1))
     assert trainer.step == 2 and trainer.options.amp == "fp16" and trainer.options.ch == 8
-    assert trainer.train_step.d_scaler.get_scale() == state["d_scaler"]["scale"]
-    assert trainer.train_step.g_scaler.get_scale() == state["g_scaler"]["scale"]
+    assert trainer.model.step.d_scaler.get_scale() == state["d_scaler"]["scale"]
+    assert trainer.model.step.g_scaler.get_scale() == state["g_scaler"]["scale"]
     assert torch.equal(torch.get_rng_state(), state["rng"]["torch"])
     assert random.getstate()[1] == tuple(state["rng"]["python"][1])
     assert np.array_equal(np.random.get_state()[1], state["rng"]["numpy"][1].numpy().astype(np.uint32))
@@ -200,7 +202,7 @@ def test_identity_init_starts_every_path_as_the_identity_and_is_not_repeated_on_
                            n_dis=6, iters=1, workers=0, n_samples=2, threads=1, identity_init=60)
     trainer = Trainer(options)
     images = torch.cat([trainer.sample_images["A"], trainer.sample_images["B"]])
-    n = trainer.nets
+    n = trainer.model.nets
 
     def translation_error() -> float:
         with torch.no_grad():
@@ -209,18 +211,18 @@ def test_identity_init_starts_every_path_as_the_identity_and_is_not_repeated_on_
 
     before = translation_error()
     with StopRequest() as stop:
-        trainer.run_identity_init(stop)
+        trainer.run_warm_start(trainer.model.warm_start(options), stop)
     assert translation_error() < 0.6 * before, (before, translation_error())
     for source, copy in ((n.disA, n.disB), (n.gen2A, n.gen2B)):
         for (name, a), b in zip(source.state_dict().items(), copy.state_dict().values()):
             assert torch.equal(a, b), name
     saved = read_checkpoint(tmp_path / "fresh" / "latest.pt")
-    assert saved["start_iter"] == 0 and saved["train_state"]["identity_init_done"] is True
+    assert saved["start_iter"] == 0 and saved["train_state"]["warm_start_done"] is True
 
     resumed = Trainer(replace(options, resume=LATEST))
-    assert resumed.identity_init_done
+    assert resumed.warm_start_done
     with torch.no_grad():  # resumed from the warm start's weights, not re-initialised
-        assert torch.equal(resumed.nets.gen2B.state_dict()["UpBlock0.1.weight"], n.gen2B.state_dict()["UpBlock0.1.weight"])
+        assert torch.equal(resumed.model.nets.gen2B.state_dict()["UpBlock0.1.weight"], n.gen2B.state_dict()["UpBlock0.1.weight"])
 
 
 @pytest.mark.parametrize("native", [False, True])
@@ -243,7 +245,7 @@ def test_a_residual_run_starts_at_the_identity_and_learns_a_change_that_resume_k
     assert ckpt["train_state"]["options"]["residual"] is True
     images = torch.rand(2, 3, 64, 64) * 2 - 1
     fresh = Trainer(TrainOptions(data_root=str(image_dataset), out=str(tmp_path / "fresh"), img_size=64, ch=8,
-                                 n_res=2, n_dis=6, residual=True, iters=1, workers=0, n_samples=0, threads=1)).nets
+                                 n_res=2, n_dis=6, residual=True, iters=1, workers=0, n_samples=0, threads=1)).model.nets
     with torch.no_grad():
         assert torch.equal(fresh.gen2B(fresh.disA.encode(images)[0], images), images)  # step 0: the identity
         change = (nets.gen2B(nets.disA.encode(images)[0], images) - images).abs().mean()

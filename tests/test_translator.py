@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from nicegan.export.translator import FoldedEncoder, TranslatorError, UInt8IO, fold_cam, load_translator
+from nicegan.export.translator import TranslatorError, UInt8IO, load_translator
+from nicegan.models.nicegan.translator import FoldedEncoder, fold_cam
 from nicegan_testutils import TINY, TINY_FULL, make_trained_like, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

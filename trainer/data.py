@@ -1,8 +1,15 @@
 """Unpaired image folders (DATA_ROOT/{trainA,trainB,testA,testB}) and the official transforms.
 
-Train: random horizontal flip, square resize to img_size+30, random crop img_size, to [-1, 1].
-Test: square resize to img_size, to [-1, 1]. Implemented with PIL and torch (no torchvision);
-PIL's bilinear resize antialiases like torchvision's PIL path.
+Train: random horizontal flip, square resize to the load size (NICE-GAN: img_size+30, bilinear;
+CycleGAN: 286, bicubic), random crop img_size, to [-1, 1]. Test: square resize to img_size, to
+[-1, 1]. Implemented with PIL and torch (no torchvision); PIL's resize antialiases like
+torchvision's PIL path.
+
+The stream of training images is a pure function of (seed, domain, pass, position): each pass is
+a seeded shuffle (or, for CycleGAN's trainB, draws with replacement, as the official loader
+makes them) split between the ranks, and every image's flip and crop come from its own seed. A
+run resumed from the middle of a pass therefore sees the same images, cropped the same way, as
+the run that was never stopped, however many loader workers either used.
 
 Unreadable files never stop a run: the dataset returns their path instead of a tensor, the
 collate function sets them aside, and `InfiniteBatches` (main process) reports each one once
@@ -10,6 +17,7 @@ and refills the batch from the next files.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -19,7 +27,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from nicegan.errors import NiceganError
@@ -54,40 +62,44 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class TrainTransform:
-    """Flip, square resize to load_size, random img_size crop; randomness from torch (seeded per
-    worker). A class, not a closure, so DataLoader workers started by spawn or forkserver (the
-    default on macOS and Windows) can receive it."""
+    """Flip, square resize to load_size, random img_size crop; randomness from `generator` (the
+    image's own seed), or torch's global one. A class, not a closure, so DataLoader workers started
+    by spawn or forkserver (the default on macOS and Windows) can receive it."""
     img_size: int
     load_size: int
+    resample: Image.Resampling = Image.Resampling.BILINEAR
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        if torch.rand(()) < 0.5:
+    def __call__(self, image: Image.Image, generator: torch.Generator | None = None) -> torch.Tensor:
+        if torch.rand((), generator=generator) < 0.5:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        image = image.resize((self.load_size, self.load_size), Image.Resampling.BILINEAR)
-        top, left = torch.randint(0, self.load_size - self.img_size + 1, (2,)).tolist()
+        image = image.resize((self.load_size, self.load_size), self.resample)
+        top, left = torch.randint(0, self.load_size - self.img_size + 1, (2,), generator=generator).tolist()
         return to_tensor(image.crop((left, top, left + self.img_size, top + self.img_size)))
 
 
 @dataclass(frozen=True)
 class EvalTransform:
-    """Square resize to img_size."""
+    """Square resize to img_size (deterministic: a training stream's `generator` goes unused)."""
     img_size: int
+    resample: Image.Resampling = Image.Resampling.BILINEAR
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        return to_tensor(image.resize((self.img_size, self.img_size), Image.Resampling.BILINEAR))
-
-
-def train_transform(img_size: int, load_size: int = 0) -> TrainTransform:
-    """The official training transform; load_size 0 is img_size + 30, the official."""
-    return TrainTransform(img_size, load_size or img_size + CROP_MARGIN)
+    def __call__(self, image: Image.Image, generator: torch.Generator | None = None) -> torch.Tensor:
+        return to_tensor(image.resize((self.img_size, self.img_size), self.resample))
 
 
-def eval_transform(img_size: int) -> EvalTransform:
-    return EvalTransform(img_size)
+def train_transform(img_size: int, load_size: int = 0,
+                    resample: Image.Resampling = Image.Resampling.BILINEAR) -> TrainTransform:
+    """The official training transform; load_size 0 is img_size + 30, NICE-GAN's official."""
+    return TrainTransform(img_size, load_size or img_size + CROP_MARGIN, resample)
+
+
+def eval_transform(img_size: int, resample: Image.Resampling = Image.Resampling.BILINEAR) -> EvalTransform:
+    return EvalTransform(img_size, resample)
 
 
 class ImageFolderDataset(Dataset):
-    """Images of one folder; an unreadable file yields its path (str) instead of a tensor."""
+    """Images of one folder; an unreadable file yields its path (str) instead of a tensor. A key
+    is an index, or (index, seed) for a training image whose augmentation draws from that seed."""
 
     def __init__(self, folder: str | os.PathLike, transform: Callable[[Image.Image], torch.Tensor]):
         self.folder = Path(folder)
@@ -97,14 +109,17 @@ class ImageFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> torch.Tensor | str:
+    def __getitem__(self, key: int | tuple[int, int]) -> torch.Tensor | str:
+        index, seed = key if isinstance(key, tuple) else (key, None)
         path = self.files[index]
         try:
             with Image.open(path) as image:
                 rgb = image.convert("RGB")
         except Exception:  # PIL raises many types for truncated/corrupt/foreign files
             return str(path)
-        return self.transform(rgb)
+        if seed is None:
+            return self.transform(rgb)
+        return self.transform(rgb, torch.Generator().manual_seed(seed))
 
 
 def collate_readable(items: Sequence[torch.Tensor | str]) -> tuple[torch.Tensor | None, list[str]]:
@@ -119,23 +134,69 @@ def report_unreadable(path: str) -> None:
                file=sys.stderr)
 
 
+class PassSampler(Sampler):
+    """The keys (index, augmentation seed) of one pass over a dataset, for one rank, from `start`.
+
+    A pass is a seeded shuffle split between the ranks exactly as DistributedSampler splits it
+    (padded by repetition to a multiple of the world size), or with `replacement` as many draws
+    with replacement (the official CycleGAN loader's trainB). Seeds differ per stream (domain),
+    pass and rank.
+    """
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1, replacement: bool = False,
+                 stream: int = 0):
+        self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size
+        self.replacement, self.stream = replacement, stream
+        self.per_rank = math.ceil(size / world_size)
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def indices(self) -> list[int]:
+        """This rank's image indices of the pass, from its beginning."""
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        total = self.per_rank * self.world_size
+        if self.replacement:
+            order = torch.randint(self.size, (total,), generator=generator).tolist()
+        else:
+            order = torch.randperm(self.size, generator=generator).tolist()
+            order = (order * math.ceil(total / self.size))[:total]
+        return order[self.rank:total:self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        seeds = np.random.SeedSequence([self.seed, self.stream, self.epoch, self.rank]).generate_state(self.per_rank)
+        keys = list(zip(self.indices(), map(int, seeds)))
+        return iter(keys[self.start:])
+
+    def __len__(self) -> int:
+        return self.per_rank - self.start
+
+
 class InfiniteBatches:
     """Endless batches of one domain: the loader is re-iterated when exhausted (no epochs).
 
-    Every pass uses a new shuffle (`DistributedSampler.set_epoch`), which also splits the data
-    between ranks under DDP (with one process it is a plain seeded shuffle).
+    Every pass has new keys (`PassSampler.set_epoch`). `passes` and `position` (the keys of the
+    current pass already consumed) are the stream's state: a stream made with a saved state goes
+    on where the saved one stopped.
     """
 
     def __init__(self, dataset: ImageFolderDataset, batch_size: int, workers: int, seed: int,
-                 rank: int = 0, world_size: int = 1, pin_memory: bool = False, passes: int = 0,
-                 worker_init_fn: Callable[[int], None] | None = None):
+                 rank: int = 0, world_size: int = 1, pin_memory: bool = False, passes: int = 0, position: int = 0,
+                 worker_init_fn: Callable[[int], None] | None = None, replacement: bool = False, stream: int = 0):
         self.dataset = dataset
         self.batch_size = batch_size
-        self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        self.sampler = PassSampler(len(dataset), seed, rank, world_size, replacement, stream)
+        # Its own generator: iterating a loader draws a base seed, which must not consume the
+        # global torch RNG (a resumed run would otherwise draw once more than the unbroken one).
         self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
                                  collate_fn=collate_readable, pin_memory=pin_memory,
-                                 persistent_workers=workers > 0, worker_init_fn=worker_init_fn)
-        self.passes = passes
+                                 persistent_workers=workers > 0, worker_init_fn=worker_init_fn,
+                                 generator=torch.Generator().manual_seed(seed))
+        if position >= self.sampler.per_rank:  # saved just after the pass's last batch
+            passes, position = passes + 1, 0
+        self.passes, self.position = passes, position
         self.reported: set[str] = set()
         self._iter: Iterator | None = None
         self._readable_in_pass = 0
@@ -144,17 +205,19 @@ class InfiniteBatches:
         """The readable images of the next loader batch; None when a pass just ended."""
         if self._iter is None:
             self.sampler.set_epoch(self.passes)
+            self.sampler.start = self.position
             self._iter = iter(self.loader)
-            self._readable_in_pass = 0
+            self._readable_in_pass = self.position  # a resumed pass: the run that saved read those
         try:
             images, bad = next(self._iter)
         except StopIteration:
             if self._readable_in_pass == 0:
                 raise DataError(f"{self.dataset.folder}: none of its {len(self.dataset)} images is readable; "
                                 f"{LAYOUT_HINT}") from None
-            self.passes += 1
+            self.passes, self.position = self.passes + 1, 0
             self._iter = None
             return None
+        self.position += len(bad) + (0 if images is None else images.shape[0])
         for path in bad:
             if path not in self.reported:
                 self.reported.add(path)
@@ -178,9 +241,10 @@ class InfiniteBatches:
         return self
 
 
-def fixed_test_images(folder: str | os.PathLike, img_size: int, count: int) -> torch.Tensor:
+def fixed_test_images(folder: str | os.PathLike, img_size: int, count: int,
+                      resample: Image.Resampling = Image.Resampling.BILINEAR) -> torch.Tensor:
     """The first `count` readable test images (sorted names), for sample grids that stay comparable."""
-    dataset = ImageFolderDataset(folder, eval_transform(img_size))
+    dataset = ImageFolderDataset(folder, eval_transform(img_size, resample))
     images = []
     for index in range(len(dataset)):
         item = dataset[index]

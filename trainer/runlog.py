@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from nicegan.common import AtomicOutput
 
-FIELDS = ("step", "d_loss", "g_loss", "g_adv", "g_cycle", "g_recon", "lr", "it_per_s", "elapsed_s")
+LOOP_FIELDS = ("lr", "it_per_s", "elapsed_s")  # after the architecture's losses
 
 
 def _open_tensorboard(log_dir: Path) -> Any | None:
@@ -18,26 +18,28 @@ def _open_tensorboard(log_dir: Path) -> Any | None:
     return SummaryWriter(log_dir=str(log_dir))
 
 
-def _rewrite_csv_up_to(path: Path, last_step: int) -> None:
+def _rewrite_csv_up_to(path: Path, last_step: int, fields: Sequence[str]) -> None:
     """Drop rows logged after `last_step` (a crash after the last checkpoint), atomically."""
     with open(path, newline="") as f:
         rows = [row for row in csv.DictReader(f) if int(row["step"]) <= last_step]
     with AtomicOutput(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
 
 class RunLog:
-    """Appends one row per logging interval; on resume, continues after the checkpoint's step."""
+    """Appends one row per logging interval (step, the architecture's losses, lr, speed); on resume,
+    continues after the checkpoint's step."""
 
-    def __init__(self, run_dir: Path, start_step: int):
+    def __init__(self, run_dir: Path, start_step: int, losses: Sequence[str]):
         self.path = run_dir / "log.csv"
+        fields = ("step", *losses, *LOOP_FIELDS)
         if start_step > 0 and self.path.is_file():
-            _rewrite_csv_up_to(self.path, start_step)
+            _rewrite_csv_up_to(self.path, start_step, fields)
         new_file = not self.path.is_file() or start_step == 0
         self._file = open(self.path, "w" if new_file else "a", newline="")
-        self._csv = csv.DictWriter(self._file, fieldnames=FIELDS, extrasaction="ignore")
+        self._csv = csv.DictWriter(self._file, fieldnames=fields, extrasaction="ignore")
         if new_file:
             self._csv.writeheader()
         self._tensorboard = _open_tensorboard(run_dir / "tensorboard")

@@ -1,8 +1,6 @@
-"""Sample grids as the official trainer draws them, computed on the training device.
-
-One column per image, five tiles from top to bottom: input, CAM heatmap (JET), reconstruction
-(source encoder + other generator), translation, cycle (target encoder + other generator).
-"""
+"""What every architecture's sample grids share: tiles in uint8 BGR, one column per image, and the
+check for brightness-inverted translations (each architecture draws its own tiles:
+nicegan.models.*.samples)."""
 from __future__ import annotations
 
 import math
@@ -12,22 +10,11 @@ import cv2
 import numpy as np
 import torch
 
-from nicegan.trainer.networks import Discriminator, ResnetGenerator
-
 
 def to_bgr_uint8(image: torch.Tensor) -> np.ndarray:
     """CHW RGB in [-1, 1] -> HWC BGR uint8."""
     rgb = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-
-
-def cam_heatmap(heatmap: torch.Tensor, size: int) -> np.ndarray:
-    """1xhxw heatmap -> size x size BGR JET image, min-max normalised like the official `cam()`."""
-    values = heatmap.detach().float().cpu().numpy()[0]
-    span = values.max() - values.min()
-    normalised = (values - values.min()) / span if span > 0 else np.zeros_like(values)
-    gray = cv2.resize(np.uint8(255 * normalised), (size, size))
-    return cv2.applyColorMap(gray, cv2.COLORMAP_JET)
 
 
 # A real inversion: the translation's light and shade are the input's reversed (strongly negative
@@ -67,28 +54,18 @@ def luminance_check(images: torch.Tensor, translated: torch.Tensor) -> Luminance
 def inversion_warning(direction: str, check: LuminanceCheck, step: int) -> str | None:
     """A warning when a direction's samples are brightness-inverted.
 
-    Small NICE-GAN models can settle on an inverting generator whose inversion the other
-    domain's encoder + generator undo, so the cycle and reconstruction losses look healthy
-    while every translation is a negative; only the pictures (or these numbers) show it.
+    Small models can settle on an inverting generator whose inversion the other direction
+    undoes, so the cycle (and NICE-GAN's reconstruction) losses look healthy while every
+    translation is a negative; only the pictures (or these numbers) show it.
     """
     if not check.inverted:
         return None
     return (f"warning: step {step}: the {direction} samples are brightness-inverted (luminance correlation "
-            f"{check.correlation:+.2f} with their inputs), a known failure of small NICE-GAN models that the losses "
+            f"{check.correlation:+.2f} with their inputs), a known failure of small models that the losses "
             "do not show; if it persists, restart with another --seed (see docs/MODEL.md)")
 
 
-@torch.no_grad()
-def translation_columns(source_dis: Discriminator, to_target: ResnetGenerator, target_dis: Discriminator,
-                        to_source: ResnetGenerator, images: torch.Tensor) -> tuple[np.ndarray, LuminanceCheck]:
-    """The grid for one direction and its brightness check; the caller puts the networks in eval mode."""
-    _, _, _, heatmap, z = source_dis(images)
-    translated = to_target(z, images)
-    cycled = to_source(target_dis.encode(translated)[0], translated)
-    recon = to_source(z, images)
-    size = images.shape[-1]
-    columns = [np.concatenate([to_bgr_uint8(images[i]), cam_heatmap(heatmap[i], size), to_bgr_uint8(recon[i]),
-                               to_bgr_uint8(translated[i]), to_bgr_uint8(cycled[i])], axis=0)
-               for i in range(images.shape[0])]
-    return np.concatenate(columns, axis=1), luminance_check(images, translated)
-
+def tile_columns(columns: list[list[torch.Tensor | np.ndarray]]) -> np.ndarray:
+    """One column per image, its tiles (CHW tensors in [-1, 1] or BGR arrays) from top to bottom."""
+    return np.concatenate([np.concatenate([tile if isinstance(tile, np.ndarray) else to_bgr_uint8(tile)
+                                           for tile in column], axis=0) for column in columns], axis=1)

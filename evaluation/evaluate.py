@@ -1,6 +1,6 @@
 """`nicegan eval` on folders: FID and KID x100 of FAKE_DIR against REAL_DIR, PSNR/SSIM against a
 paired reference, and optionally each metric's difference from a baseline's outputs with a
-bootstrap interval (see trainer/bootstrap.py)."""
+bootstrap interval (see evaluation/bootstrap.py)."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,14 @@ import numpy as np
 from tqdm import tqdm
 
 from nicegan.common import write_text_atomic
-from nicegan.trainer.bootstrap import Difference, PairedScores, PerImageScores, compare_to_baseline, format_comparison
-from nicegan.trainer.metrics import (
+from nicegan.evaluation.bootstrap import (
+    Difference,
+    PairedScores,
+    PerImageScores,
+    compare_to_baseline,
+    format_comparison,
+)
+from nicegan.evaluation.metrics import (
     PROTOCOL,
     SSIM_DEFINITION,
     Extractor,

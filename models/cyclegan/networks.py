@@ -1,9 +1,12 @@
-"""CycleGAN ResNet generators (junyanz/pytorch-CycleGAN-and-pix2pix layout and vintagify's variant).
+"""CycleGAN's networks in the junyanz/pytorch-CycleGAN-and-pix2pix layout: the Johnson-style ResNet
+generator (also vintagify's variant) and the PatchGAN discriminator, with the official
+initialisation.
 
-Users of the most common unpaired model can deploy it with the same export and runtime. The
-module reproduces junyanz's `ResnetGenerator` key layout (`model.N...`, residual blocks at
-`model.10...` with `conv_block`); vintagify names the block `block` and uses affine
-InstanceNorm, both detected from the state_dict.
+The modules reproduce junyanz's key layout (`model.N...`, residual blocks at `model.10...` with
+`conv_block`), so the official `*_net_G_A.pth` files load with strict=True and ours load into the
+official code; vintagify names the block `block` and uses affine InstanceNorm, both detected from
+the state_dict. Normalisation is the official default, InstanceNorm without affine parameters or
+running statistics, so every convolution has a bias and no file has norm keys.
 """
 from __future__ import annotations
 
@@ -65,6 +68,57 @@ class CycleGANGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+# --netG: the official names; the number is the residual blocks (the paper: 6 at 128 px, 9 at 256).
+GENERATORS = ("resnet_9blocks", "resnet_6blocks")
+
+
+def generator_blocks(net_g: str) -> int:
+    return int(re.fullmatch(r"resnet_(\d+)blocks", net_g).group(1))
+
+
+class NLayerDiscriminator(nn.Module):
+    """The official PatchGAN (`--netD basic` is n_layers 3: each output sees a 70x70 patch): 4x4
+    convolutions, stride 2 except the last two, InstanceNorm after all but the first and the last,
+    LeakyReLU 0.2, no sigmoid (the GAN loss takes logits). 30x30 outputs at 256 px."""
+
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            previous, mult = mult, min(2 ** n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(ndf * previous, ndf * mult, 4, stride=stride, padding=1, bias=True),
+                       nn.InstanceNorm2d(ndf * mult), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def smallest_patch_input(n_layers: int) -> int:
+    """The smallest input a PatchGAN of `n_layers` maps to at least one output (24 px for 3)."""
+    return 3 * 2 ** n_layers
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """The official `init_weights(net, 'normal', 0.02)`: convolution (and linear) weights from
+    N(0, gain), biases 0; the affine-free InstanceNorms have no parameters."""
+    for module in net.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(module.weight, 0.0, gain)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return net
+
+
+def discriminator_layout(state: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """(ndf, n_layers) of a PatchGAN state_dict: its first conv's width, and its convs but two."""
+    convs = [k for k, v in state.items() if re.fullmatch(r"model\.\d+\.weight", k) and v.ndim == 4]
+    return int(state["model.0.weight"].shape[0]), len(convs) - 2
 
 
 _BLOCK_KEY = re.compile(r"^model\.(\d+)\.(?:conv_block|block)\.")

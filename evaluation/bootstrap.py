@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from nicegan.trainer.metrics import polynomial_kernel
+from nicegan.evaluation.metrics import polynomial_kernel
 
 CONFIDENCE = 0.95
 

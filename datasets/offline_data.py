@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from nicegan.common import file_sha256, write_image, write_text_atomic
 from nicegan.errors import NiceganError
+from nicegan.models.cyclegan.networks import load_cyclegan_generator
 from nicegan.trainer.checkpoint import CheckpointError, load_tensors
-from nicegan.trainer.cyclegan import load_cyclegan_generator
 
 PLANNED_DIRS = ("trainA", "trainB", "testA", "testB", "valA", "valB")  # planning order fixes each crop
 PAIRED_DIRS = {"testA": "testA_teacher", "valA": "valA_teacher"}  # A folder -> its teacher outputs
