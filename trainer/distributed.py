@@ -77,6 +77,25 @@ def average_gradients(params: Iterable[torch.nn.Parameter], world_size: int) -> 
         offset += count
 
 
+def replicas_agree(modules: Iterable[torch.nn.Module], device: torch.device) -> bool:
+    """Whether every rank holds the same weights: each floating tensor's sum and sum of squares,
+    in float64, compared across ranks by MIN and MAX all-reduces. Identical replicas can still
+    differ in the last bits of such a sum on nodes whose CPUs reduce in another order, hence the
+    relative tolerance; replicas that stopped synchronising differ by far more."""
+    with torch.no_grad():
+        parts = []
+        for module in modules:
+            for tensor in list(module.parameters()) + list(module.buffers()):
+                if tensor.is_floating_point():
+                    flat = tensor.detach().double().flatten()
+                    parts += [flat.sum(), flat.square().sum()]
+        fingerprint = torch.stack(parts).to(device)
+    low, high = fingerprint.clone(), fingerprint.clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    return bool(torch.allclose(low, high, rtol=1e-9, atol=1e-12))
+
+
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every rank when `flag` is true on at least one (so all ranks stop at the same step)."""
     value = torch.tensor([1.0 if flag else 0.0], device=device)

@@ -163,6 +163,7 @@ class Trainer:
         explicit = set(explicit)
         self.device = use_local_device(resolve_device(options.device))
         self.context = ddp.init_from_env(self.device)
+        self.replica_checks = 0
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(options.threads))
         self.run_dir = Path(options.out)
@@ -273,6 +274,17 @@ class Trainer:
                          f"{self.run_dir / 'latest.pt'} holds the last saved state: resume from it with a lower "
                          "--lr, or --amp off")
 
+    def _check_replicas(self) -> None:
+        """At every save (all ranks take part): stop a multi-process run whose replicas no longer
+        hold the same weights, the sign that gradients are not synchronised."""
+        o = self.options
+        if not self.context.enabled or (self.step % o.save_every and self.step != self.schedule.iters):
+            return
+        if not ddp.replicas_agree(self.model.networks.values(), self.device):
+            raise TrainError(f"step {self.step}: the {self.context.world_size} processes no longer hold the same "
+                             "weights (gradients were not synchronised); the last latest.pt is intact")
+        self.replica_checks += 1
+
     def _write_periodic_outputs(self, result: TrainResult) -> None:
         o, last = self.options, self.step == self.schedule.iters
         if self.sample_images and (self.step % o.sample_every == 0 or last):
@@ -357,6 +369,7 @@ class Trainer:
                     bar.update(1)
                     for k, v in losses.items():
                         sums[k] = sums.get(k, 0.0) + v
+                    self._check_replicas()
                     if not main:
                         continue
                     if self.step % o.log_every == 0 or self.step == iters:
@@ -377,6 +390,9 @@ class Trainer:
             if main:
                 log.close()
         result.step = self.step
+        if main and self.replica_checks:
+            tqdm.write(f"replicas: the {self.context.world_size} processes held the same weights at each of "
+                       f"{self.replica_checks} checks")
         return result
 
 
