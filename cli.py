@@ -268,8 +268,8 @@ def _backend_options(command):
     """--model and the options that choose how it runs, shared by translate and bench."""
     options = [
         click.option("-m", "--model", type=click.Path(dir_okay=False), default=None,
-                     help="Model: .engine (TensorRT), .onnx (ONNX Runtime) or .pt/.pth checkpoint (PyTorch) "
-                          "[default: the bundled photo->vintage model]."),
+                     help="Model: .engine (TensorRT), .onnx (OpenVINO or ONNX Runtime), .xml (OpenVINO IR) or "
+                          ".pt/.pth checkpoint (PyTorch) [default: the bundled photo->vintage model]."),
         click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True,
                      help="auto: the fastest for the model's file type here (.onnx: ONNX Runtime on CUDA, else "
                           "OpenVINO when installed); the backend line says which and why."),
@@ -345,7 +345,8 @@ def _open_backend(model: str | None, backend: str, device: str | None, half: boo
 @click.argument("output_spec", metavar="[OUTPUT]", required=False)
 @_backend_options
 @click.option("-b", "--batch-size", type=click.IntRange(min=0), default=0,
-              help="Frames per inference call [default: 1 on CPU, 8 on GPU].")
+              help="Frames per inference call [default: the backend's: OpenVINO 2 per request in flight, "
+                   "else 1 on CPU, 8 on GPU].")
 @click.option("--max-size", type=int, default=None,
               help="Light models: downscale so the longest side is at most this, then resize back.")
 @click.option("--suffix", default="", help="Appended to output file names (folder outputs), e.g. _zebra.")
