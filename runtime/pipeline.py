@@ -231,6 +231,7 @@ class _Pipeline:
                     break
                 if decoded.skipped:
                     self._count(skipped=1)
+                    previous = None     # --temporal restarts after the frames an earlier run wrote
                     continue
                 in_flight.append(pool.submit(self._prepare, decoded, previous))
                 previous = decoded if self.temporal is not None else None
