@@ -296,7 +296,10 @@ def _open_backend(model: str | None, backend: str, device: str | None, half: boo
 @click.option("--temporal/--no-temporal", default=False, show_default=True,
               help="Videos, cameras, streams: remove frame-to-frame flicker by blending each output frame with the "
                    "previous one, moved by the optical flow of the input where that flow is trusted (past frames "
-                   "only; restarts at scene cuts; measure with nicegan flicker).")
+                   "only; restarts at scene cuts; measure with nicegan flicker). Measured: halves a flickering "
+                   "model's warping error on 3 of 4 real clips, keeps a stable model's output at 36.8 dB PSNR or more "
+                   "from its per-frame translation; "
+                   "about 8% of the CPU frame time (docs/BENCHMARKS.md).")
 @click.option("--temporal-strength", type=float, default=TEMPORAL_STRENGTH, show_default=True,
               help="With --temporal: the previous frame's weight where the flow is trusted (above 0, at most "
                    "0.95); higher is steadier and slower to follow changes.")

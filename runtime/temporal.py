@@ -29,7 +29,7 @@ from nicegan.errors import NiceganError
 
 # Steady state where c = 1: frame-to-frame energy of i.i.d. flicker x (1-a)^2/(1+a) (x0.05 at 0.7).
 # 0.7 halved a flickering model's E_warp on 3 of 4 real clips and kept a stable model's output
-# within 36.8 dB of its per-frame translation on moving pixels (docs/BENCHMARKS.md, section 6).
+# within 36.8 dB of its per-frame translation on moving pixels; 0.9 did not (docs/BENCHMARKS.md, 6).
 DEFAULT_STRENGTH = 0.7
 MAX_STRENGTH = 0.95         # above it, a wrong flow's ghost takes tens of frames to fade
 FLOW_SIDE = 640             # flow is computed with the longest side at most this, then upsampled
@@ -167,7 +167,7 @@ class TemporalFilter:
         back = flow_to_size(motion.back, h, w)
         confidence = cv2.resize(motion.confidence, (w, h), interpolation=cv2.INTER_LINEAR)
         # Bicubic: the recursion re-warps its own memory every frame, and bilinear resampling
-        # blurred a stable model's output to 0.90 of its sharpness (bicubic: 0.98).
+        # blurs it a little each time (a variance of up to 1/4 px^2 per axis per warp).
         warped = warp(self._previous, pixel_grid(h, w) + back, cv2.INTER_CUBIC)
         weight = (confidence * np.float32(self.strength))[..., None]
         return translated + weight * (warped - translated)
