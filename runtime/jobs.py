@@ -140,7 +140,7 @@ def run_unit(unit: Unit, source: ImageSource, sink: ImageSink, backend: Backend,
                    as_one_file=True)
         return report
     part = ImageSource(source.spec, source.root, lambda: (Path(p) for p in unit.paths))
-    return run_pipeline(part, sink, backend, quiet, log)
+    return run_pipeline(part, sink, backend, replace(quiet, temporal=False), log)   # --temporal is for videos
 
 
 def run_units(units: Sequence[Unit], source: ImageSource, sink: ImageSink, backend: Backend,

@@ -5,6 +5,9 @@ worker threads; the calling thread batches frames of equal size and runs the bac
 CUDA/TensorRT contexts stay in the thread that created them); the encode stage restores frames to
 their own size and format and writes image files on worker threads, video frames in input order.
 Queues hold a couple of batches, so memory stays flat however long the input.
+With `--temporal` (videos, cameras, streams) the decode workers also compute the optical flow
+between each frame and the one before, and the encode stage blends each translated frame with the
+previous output in input order (runtime/temporal.py), timed as a stage of its own.
 Ctrl-C stops after the current batch: everything inferred so far is written and video files are
 closed properly (kept as NAME.partial.EXT; for cameras and streams Ctrl-C is the normal end and
 the video is final); a rerun resumes where the job stopped.
@@ -18,7 +21,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +33,7 @@ from nicegan.runtime.backends.base import Backend
 from nicegan.runtime.frames import FrameError, Placement, SizePolicy, from_bgr8, to_bgr8
 from nicegan.runtime.sinks import ImageSink, SinkError, VideoSink, open_sink, open_video_sink
 from nicegan.runtime.sources import Decoded, ImageSource, Item, Source, SourceError, VideoSource, open_source
+from nicegan.runtime.temporal import DEFAULT_STRENGTH, Motion, TemporalError, TemporalFilter, estimate_motion
 
 _END = object()       # end-of-stream marker passed through the queues
 _POLL_S = 0.1         # how often blocked queue operations look at the stop flag
@@ -47,6 +51,8 @@ class TranslateOptions:
     overwrite: bool = False
     progress: bool = True
     workers: int = 0              # decode and encode threads each; 0: min(4, CPU cores)
+    temporal: bool = False        # videos: flow-guided blending with the previous output (runtime/temporal.py)
+    temporal_strength: float = DEFAULT_STRENGTH
 
 
 @dataclass
@@ -76,7 +82,8 @@ class TranslateReport:
     interrupted_line: str = "interrupted: rerun the same command to resume"   # the sink's own words
     wall_s: float = 0.0
     stages: dict[str, StageClock] = field(
-        default_factory=lambda: {"decode": StageClock(), "infer": StageClock(), "encode": StageClock()})
+        default_factory=lambda: {"decode": StageClock(), "infer": StageClock(), "temporal": StageClock(),
+                                 "encode": StageClock()})
 
     @property
     def ok(self) -> bool:
@@ -141,6 +148,8 @@ class _Record:
     original: np.ndarray
     model_input: np.ndarray
     placement: Placement
+    motion: Motion | None = None      # --temporal: the flow from the frame before
+    motion_seconds: float = 0.0
 
 
 def default_batch_size(backend: Backend) -> int:
@@ -166,13 +175,15 @@ def translate(input_spec: str, output_spec: str | None, backend: Backend,
                          codec=options.codec, audio=options.audio, overwrite=options.overwrite)
         for note in sink.start_notes:
             log(f"note: {note}")
-        report = run_pipeline(source, sink, backend, options, log)
-        if isinstance(source, ImageSource) and isinstance(sink, ImageSink) and sink.folder is not None:
-            for video in source.video_paths():   # a folder of videos becomes a folder of videos
-                if report.interrupted:
-                    break
-                target = sink.video_target(source.relative_name(video))
-                report.add(translate_video(video, target, backend, options, log), as_one_file=True)
+        collection = isinstance(source, ImageSource) and isinstance(sink, ImageSink) and sink.folder is not None
+        videos = list(source.video_paths()) if collection else []
+        # --temporal filters the videos of a folder; its images have no order in time
+        report = run_pipeline(source, sink, backend, replace(options, temporal=options.temporal and not videos), log)
+        for video in videos:   # a folder of videos becomes a folder of videos
+            if report.interrupted:
+                break
+            target = sink.video_target(source.relative_name(video))
+            report.add(translate_video(video, target, backend, options, log), as_one_file=True)
     finally:
         source.close()
     for line in report.summary_lines():
@@ -199,6 +210,9 @@ def translate_video(video: Path, target: Path, backend: Backend, options: Transl
 
 def run_pipeline(source: Source, sink: ImageSink | VideoSink, backend: Backend,
                  options: TranslateOptions, log: Callable[[str], None] = tqdm.write) -> TranslateReport:
+    if options.temporal and not isinstance(source, VideoSource):
+        raise TemporalError(f"--temporal needs a video, camera or stream: {source.spec} is images, which have no "
+                            "order in time (drop --temporal)")
     report = TranslateReport(output=sink.description)
     if sink.complete():
         report.skipped = 1
@@ -214,6 +228,7 @@ class _Pipeline:
         self.options, self.report, self.log = options, report, log
         self.policy = SizePolicy(backend.info, options.max_size)
         self.live = isinstance(source, VideoSource) and source.live
+        self.temporal = TemporalFilter(options.temporal_strength) if options.temporal else None
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         self.workers = options.workers or min(4, os.cpu_count() or 1)
@@ -249,6 +264,8 @@ class _Pipeline:
             # A backend or writer error leaves a video as incomplete as Ctrl-C does: keep it as .partial.
             self.sink.close(interrupted=self.report.interrupted or bool(self.errors) or not finished)
             self.report.notes += self.source.notes + self.sink.notes
+            if self.temporal is not None:
+                self.report.notes.append(self.temporal.summary())
             self.report.interrupted_line = self.sink.interrupted_line()
         if self.errors:
             raise self.errors[0]
@@ -261,6 +278,7 @@ class _Pipeline:
         clock = self.report.stages["decode"]
         frames = self.source.frames(self.sink.done)
         in_flight: deque[Future] = deque()
+        previous: Decoded | None = None
         with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
             while not self.stop.is_set():
                 began = time.perf_counter()
@@ -270,8 +288,10 @@ class _Pipeline:
                     break
                 if decoded.skipped:
                     self._count(skipped=1)
+                    previous = None     # --temporal restarts after the frames an earlier run wrote
                     continue
-                in_flight.append(pool.submit(self._prepare, decoded))
+                in_flight.append(pool.submit(self._prepare, decoded, previous))
+                previous = decoded if self.temporal is not None else None
                 if len(in_flight) > 2 * self.workers and not self._deliver(in_flight.popleft()):
                     return
             while in_flight and not self.stop.is_set():
@@ -279,18 +299,24 @@ class _Pipeline:
                     return
         self._put(self.decoded, _END)
 
-    def _prepare(self, decoded: Decoded) -> tuple[_Record | None, float]:
+    def _prepare(self, decoded: Decoded, previous: Decoded | None = None) -> tuple[_Record | None, float]:
+        """Read and fit one frame; with --temporal also the flow from `previous` (timed apart)."""
         began = time.perf_counter()
         try:
             image = decoded.read()
-            model_input, placement = self.policy.fit(to_bgr8(image))
+            bgr = to_bgr8(image)
+            record = _Record(decoded.item, image, *self.policy.fit(bgr))
+            fitted = time.perf_counter()
+            if previous is not None:
+                record.motion = estimate_motion(to_bgr8(previous.read()), bgr)
+                record.motion_seconds = time.perf_counter() - fitted
         except ImageReadError as exc:
             self._fail(str(exc))
             return None, 0.0
         except FrameError as exc:
             self._fail(f"{decoded.item.path or decoded.item.name}: {exc}")
             return None, 0.0
-        return _Record(decoded.item, image, model_input, placement), time.perf_counter() - began
+        return record, fitted - began
 
     def _deliver(self, future: Future) -> bool:
         record, seconds = future.result()
@@ -347,14 +373,23 @@ class _Pipeline:
                 self._complete(in_flight.popleft())
 
     def _finish(self, record: _Record, output: np.ndarray) -> tuple[_Record, np.ndarray | None, float]:
+        """Restores the frame's size; without --temporal, nothing after that needs the frames before."""
         began = time.perf_counter()
-        image = from_bgr8(self.policy.restore(output, record.placement), record.original)
+        frame = self.policy.restore(output, record.placement)
+        if self.temporal is None:
+            frame = self._store(record, frame)
+        return record, frame, time.perf_counter() - began
+
+    def _store(self, record: _Record, bgr: np.ndarray) -> np.ndarray | None:
+        """The frame in its input's pixel format (beside the input with --compare): image files are
+        written here, video frames returned for the one ordered writer."""
+        image = from_bgr8(bgr, record.original)
         if self.options.compare:
             image = np.hstack([record.original, image])
-        if isinstance(self.sink, ImageSink):
-            self._write_file(record.item, image)
-            image = None
-        return record, image, time.perf_counter() - began
+        if isinstance(self.sink, VideoSink):
+            return image
+        self._write_file(record.item, image)
+        return None
 
     def _write_file(self, item: Item, image: np.ndarray) -> None:
         try:
@@ -368,11 +403,23 @@ class _Pipeline:
         record, frame, seconds = future.result()
         clock = self.report.stages["encode"]
         clock.add(seconds / self.workers, 1)
+        if self.temporal is not None:            # the recursion needs the frames in order
+            frame = self._smooth(record, frame)
+            began = time.perf_counter()
+            frame = self._store(record, frame)
+            clock.add(time.perf_counter() - began, 0)
         if frame is not None:                    # video: one encoder, frames in order
             began = time.perf_counter()
             self.sink.write(record.item, frame)
             clock.add(time.perf_counter() - began, 0)
             self._count(written=1)
+
+    def _smooth(self, record: _Record, frame: np.ndarray) -> np.ndarray:
+        began = time.perf_counter()
+        smoothed = self.temporal.blend(frame, record.motion)
+        flow_seconds = record.motion_seconds / self.workers     # spread over the decode workers
+        self.report.stages["temporal"].add(flow_seconds + time.perf_counter() - began, 1)
+        return smoothed
 
     # --- plumbing -------------------------------------------------------------------------
 

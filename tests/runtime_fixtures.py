@@ -67,3 +67,21 @@ def truncate(path: Path, keep: float = 0.5) -> Path:
 
 def output_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def camera_pan(count: int, height: int = 180, width: int = 320, name: str = "coffee",
+               step: tuple[float, float] = (2.3, 0.9)) -> list[np.ndarray]:
+    """A camera panning over a real photo by a sub-pixel step per frame (no drawn overlay, so
+    every pixel moves with the scene, as optical flow assumes)."""
+    scene = cv2.cvtColor(real_photos()[name], cv2.COLOR_RGB2BGR)
+    frames = []
+    for i in range(count):
+        shift = np.float32([[1, 0, -10 - step[0] * i], [0, 1, -10 - step[1] * i]])
+        frames.append(cv2.warpAffine(scene, shift, (width, height), flags=cv2.INTER_LINEAR))
+    return frames
+
+
+def bundled_clip_frames(count: int) -> list[np.ndarray]:
+    """The first `count` frames of the bundled Big Buck Bunny clip (320x180, real animation)."""
+    from nicegan.runtime.demo import SAMPLE_VIDEO
+    return read_clip(SAMPLE_VIDEO)[0][:count]

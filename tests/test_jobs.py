@@ -109,3 +109,15 @@ def test_report_names_the_shards_that_have_not_finished(collection, tiny_onnx, t
 def test_a_single_file_cannot_be_sharded(collection, tiny_onnx, tmp_path):
     result = run(collection / "p01.png", tmp_path / "x.png", "-m", tiny_onnx, "--shard", "0/2")
     assert result.exit_code == 1 and "split a folder, glob or .txt list" in result.output
+
+
+def test_temporal_filters_the_videos_of_a_folder_and_refuses_a_folder_of_images(collection, tiny_onnx, tmp_path):
+    result = run(collection, tmp_path / "out", "-m", tiny_onnx, "--backend", "onnxruntime", "--no-progress",
+                 "--temporal")
+    assert result.exit_code == 1 and "13 written" in result.output and "temporal" in result.output
+    assert len(read_clip(tmp_path / "out" / "clip.mp4")[0]) == 5 and len(images_of(tmp_path / "out")) == 11
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes((collection / "p01.png").read_bytes())
+    refused = run(photos, tmp_path / "x", "-m", tiny_onnx, "--backend", "onnxruntime", "--temporal")
+    assert refused.exit_code == 1 and "--temporal needs a video" in refused.output
