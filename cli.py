@@ -102,6 +102,14 @@ def main() -> None:
               help="CycleGAN: write the official {EPOCH}_net_*.pth every N epochs (0: never).")
 @click.option("--epoch-count", default=1, show_default=True,
               help="CycleGAN: the epoch that the official files of --resume DIR continue at (they do not store it).")
+@click.option("--latent-dim", default=0, show_default=True,
+              help="MSGAN: a latent code of this size (MSGAN and DRIT use 8) enters the generators, so one photo "
+                   "has many translations, chosen by `translate --seed`/`--samples` (NICE-GAN: in the MLP of the "
+                   "AdaLIN parameters; CycleGAN: a scale and shift of each residual block). 0: the official "
+                   "deterministic models.")
+@click.option("--ms-weight", default=1.0, show_default=True,
+              help="MSGAN: weight of the mode-seeking term 1 / (mean|G(x,z1) - G(x,z2)| / mean|z1 - z2| + 1e-5) in "
+                   "the generator step of a --latent-dim model (0: off).")
 @click.option("--workers", default=2, show_default=True, help="DataLoader worker processes per domain.")
 @click.option("--threads", default=0, show_default=True,
               help="torch CPU threads (0: the cores not busy with other processes).")

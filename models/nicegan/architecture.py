@@ -20,6 +20,7 @@ from nicegan.models.architecture import (
     WarmStart,
     checkpoint_fixes,
 )
+from nicegan.models.latent import LatentCodes, latent_settings, sample_latents
 from nicegan.models.nicegan.checkpoint import (
     NiceConfig,
     build_networks,
@@ -48,7 +49,7 @@ OFFICIAL_ITERS = 300_000
 OFFICIAL_LR = 1e-4
 OFFICIAL_N_DIS, MIN_N_DIS = 7, 6
 # The options a checkpoint's networks fix.
-ARCH_FIELDS = ("img_size", "ch", "n_res", "n_dis", "light", "residual")
+ARCH_FIELDS = ("img_size", "ch", "n_res", "n_dis", "light", "residual", "latent_dim")
 
 
 def smallest_crop(n_dis: int) -> int:
@@ -80,7 +81,8 @@ def check_options(o: TrainOptions, n_dis_given: bool = True) -> None:
 
 
 def nice_config(o: TrainOptions) -> NiceConfig:
-    return NiceConfig(img_size=o.img_size, ch=o.ch, n_res=o.n_res, n_dis=o.n_dis, light=o.light, residual=o.residual)
+    return NiceConfig(img_size=o.img_size, ch=o.ch, n_res=o.n_res, n_dis=o.n_dis, light=o.light, residual=o.residual,
+                      latent_dim=o.latent_dim)
 
 
 @dataclass(frozen=True)
@@ -103,23 +105,25 @@ class IterationSchedule:
 
 
 class NiceGANModel(TrainingModel):
-    log_fields = ("d_loss", "g_loss", "g_adv", "g_cycle", "g_recon")
-
     def __init__(self, options: TrainOptions, device: torch.device, grad_sync: GradSync | None):
         self.nets = build_networks(nice_config(options))
         weights = LossWeights(adv=options.adv_weight, cycle=options.cycle_weight, recon=options.recon_weight)
+        self.latent = latent_settings(options)
         self.step = TrainStep(self.nets, *make_optimizers(self.nets, options.lr), weights, options.amp, device,
-                              grad_sync)
+                              grad_sync, LatentCodes(self.latent))
+        self.log_fields = ("d_loss", "g_loss", "g_adv", "g_cycle", "g_recon") + (
+            ("g_ms",) if self.latent.seeks_modes else ())
 
     @property
     def networks(self) -> dict[str, torch.nn.Module]:
         return self.nets.as_dict()
 
     def describe(self) -> str:
-        return str(self.nets.config)
+        return str(self.nets.config) + self.latent.describe()
 
     def settings(self) -> dict[str, Any]:
-        return {"network": self.nets.config.to_dict(), "adam": {"betas": ADAM_BETAS, "weight_decay": WEIGHT_DECAY}}
+        return {"network": self.nets.config.to_dict(), "adam": {"betas": ADAM_BETAS, "weight_decay": WEIGHT_DECAY},
+                "latent": asdict(self.latent)}
 
     def checkpoint(self, step: int, train_state: dict[str, Any]) -> dict[str, Any]:
         return checkpoint_dict(self.nets, self.step.g_optim, self.step.d_optim, step, train_state)
@@ -134,7 +138,8 @@ class NiceGANModel(TrainingModel):
 
     def sample_grids(self, images: dict[str, torch.Tensor]) -> list[Sample]:
         n = self.nets
-        return [(name, *translation_columns(src_dis, to_tgt, tgt_dis, to_src, images[domain]))
+        latents = sample_latents(self.latent.dim, images["A"].device)
+        return [(name, *translation_columns(src_dis, to_tgt, tgt_dis, to_src, images[domain], latents))
                 for name, domain, (src_dis, to_tgt, tgt_dis, to_src) in (
                     ("A2B", "A", (n.disA, n.gen2B, n.disB, n.gen2A)),
                     ("B2A", "B", (n.disB, n.gen2A, n.disA, n.gen2B)))]
@@ -184,7 +189,8 @@ class NiceGAN(Architecture):
         info = ModelInfo(arch=self.name, direction=direction, light=config.light, img_size=config.img_size,
                          io="float", precision="fp32", dynamic_hw=config.light, size_multiple=SIZE_MULTIPLE,
                          step=int(ckpt.get("start_iter", 0)),
-                         averaged_steps=",".join(map(str, (ckpt.get("config") or {}).get("averaged_steps", []))))
+                         averaged_steps=",".join(map(str, (ckpt.get("config") or {}).get("averaged_steps", []))),
+                         latent_dim=config.latent_dim)
         return nice_translator(nets, direction), info
 
 
