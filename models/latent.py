@@ -94,9 +94,7 @@ class LatentCodes:
 
     def random_translation(self, generator: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
         """generator(*inputs), with a random code appended for a latent model."""
-        if not self.settings.dim:
-            return generator(*inputs)
-        return generator(*inputs, self.draw(inputs[0]))
+        return translate_with(generator, self.draw(inputs[0]) if self.settings.dim else None, *inputs)
 
     def translations(self, generator: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> Translations:
         """One direction's translations (see Translations): a pair from one forward over the
@@ -108,6 +106,12 @@ class LatentCodes:
         both = generator(*(torch.cat([t, t]) for t in inputs), torch.cat([first, second]))
         fake1, fake2 = both[:len(first)], both[len(first):]
         return Translations(fake1, both, mode_seeking_loss(fake1, fake2, first, second))
+
+
+def translate_with(generator: Callable[..., torch.Tensor], latent: torch.Tensor | None,
+                   *inputs: torch.Tensor) -> torch.Tensor:
+    """generator(*inputs), with `latent` appended when there is one (a deterministic generator's own call)."""
+    return generator(*inputs) if latent is None else generator(*inputs, latent)
 
 
 def sample_latents(dim: int, device: torch.device | str) -> list[torch.Tensor | None]:

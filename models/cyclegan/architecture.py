@@ -42,7 +42,7 @@ from nicegan.models.cyclegan.step import (
     epoch_schedule,
     make_optimizers,
 )
-from nicegan.models.latent import LatentCodes, latent_settings, sample_latents
+from nicegan.models.latent import LatentCodes, latent_settings, sample_latents, translate_with
 from nicegan.trainer.options import TrainError, TrainOptions, flag
 from nicegan.trainer.samples import LuminanceCheck, luminance_check, tile_columns
 from nicegan.trainer.step import GradSync
@@ -92,7 +92,7 @@ def cycle_columns(to_target: torch.nn.Module, to_source: torch.nn.Module, images
     """One direction's grid, the official visuals per image: input, translation (a latent model: one
     per sample code), cycle of the first and, when the identity loss is on, the other generator on
     the input (idt_B for A2B); its brightness check."""
-    translations = [to_target(images, latent) for latent in latents]
+    translations = [translate_with(to_target, latent, images) for latent in latents]
     translated = translations[0]
     tiles = [images, *translations, to_source(translated)] + ([to_source(images)] if identity else [])
     columns = [[tile[i] for tile in tiles] for i in range(images.shape[0])]

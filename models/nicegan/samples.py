@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 
+from nicegan.models.latent import translate_with
 from nicegan.models.nicegan.networks import Discriminator, ResnetGenerator
 from nicegan.trainer.samples import LuminanceCheck, luminance_check, tile_columns
 
@@ -32,7 +33,7 @@ def translation_columns(source_dis: Discriminator, to_target: ResnetGenerator, t
                         latents: Sequence[torch.Tensor | None] = (None,)) -> tuple[np.ndarray, LuminanceCheck]:
     """The grid for one direction and its brightness check; the caller puts the networks in eval mode."""
     _, _, _, heatmap, z = source_dis(images)
-    translations = [to_target(z, images, latent) for latent in latents]
+    translations = [translate_with(to_target, latent, z, images) for latent in latents]
     translated = translations[0]
     cycled = to_source(target_dis.encode(translated)[0], translated)
     recon = to_source(z, images)
