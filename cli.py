@@ -366,12 +366,18 @@ def _open_backend(model: str | None, backend: str, device: str | None, half: boo
 @click.option("--workers", type=click.IntRange(min=0), default=0,
               help="Threads for reading/fitting and for restoring/writing, each [default: min(4, CPU cores)].")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs, CI).")
+@click.option("--seed", type=int, default=None,
+              help="Latent (multimodal) models: the seed of the latent code, i.e. the look, used for every image "
+                   "and every frame of a video; the same seed gives the same output on every backend [default: 0].")
+@click.option("--samples", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Latent models: K variants of every image or video, seeds SEED..SEED+K-1, written as "
+                   "NAME_s{SEED}.EXT (the seed in the name).")
 @_scale_options
 def translate_command(input_spec: str, output_spec: str | None, model: str | None, backend: str, device: str | None,
                       precision: str, threads: int, half: bool, direction: str, scale: int, no_progress: bool,
-                      engine: str, address: str | None, num_workers: int, gpus_per_worker: float,
-                      cpus_per_worker: float, part_size: int, shard: str | None, shard_count: int | None,
-                      report_only: bool, **options) -> None:
+                      seed: int | None, samples: int | None, engine: str, address: str | None, num_workers: int,
+                      gpus_per_worker: float, cpus_per_worker: float, part_size: int, shard: str | None,
+                      shard_count: int | None, report_only: bool, **options) -> None:
     """Translate INPUT into OUTPUT with MODEL.
 
     INPUT: an image, a folder (recursive), a glob ('photos/**/*.jpg'), a .txt list of paths, a
@@ -385,17 +391,29 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
     Past one machine (docs/SCALE.md): --engine ray runs the job on a Ray cluster, --shard I/N
     (or auto in a SLURM array or Kubernetes Indexed Job) runs one share of it, and --report merges
     the shards' failure lists.
+
+    A latent model (trained with --latent-dim) has many translations per image: --seed S picks one
+    look for the whole job, --samples K writes K of them.
     """
-    from nicegan.runtime.pipeline import TranslateOptions, translate
+    from nicegan.runtime.backends.base import refuse_without_latent
+    from nicegan.runtime.pipeline import TranslateOptions, translate, translate_samples
     from nicegan.runtime.sources import is_live
     translate_options = TranslateOptions(progress=not no_progress, **options)
     if report_only:
         _report_shards(output_spec or input_spec)
         return
+    if samples is not None and (engine == "ray" or shard is not None):
+        from nicegan.runtime.jobs import JobError
+        raise JobError("--samples runs the job once per seed; with --engine ray or --shard run one job per seed "
+                       "instead: --seed S --suffix _sS")
     if engine == "ray":
         from nicegan.runtime.demo import DEFAULT_MODEL
         from nicegan.runtime.distributed import ModelSpec, RayOptions, translate_with_ray
-        spec = ModelSpec(str(model or DEFAULT_MODEL), backend, device, "fp16" if half else precision, direction)
+        from nicegan.runtime.info import model_info
+        model = str(model or DEFAULT_MODEL)
+        if seed is not None:
+            refuse_without_latent(model_info(model, backend, device), f"--seed {seed}")
+        spec = ModelSpec(model, backend, device, "fp16" if half else precision, direction, seed)
         report = translate_with_ray(input_spec, output_spec, spec, translate_options,
                                     RayOptions(address, num_workers, gpus_per_worker, cpus_per_worker, part_size))
         for line in report.summary_lines():
@@ -403,12 +421,20 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
     else:
         with _open_backend(model, backend, device, half, direction, scale, precision, threads,
                            live=is_live(input_spec)) as opened:
-            if shard is not None:
-                from nicegan.runtime.jobs import parse_shard, translate_shard
-                report = translate_shard(input_spec, output_spec, opened, parse_shard(shard, shard_count),
-                                         translate_options, part_size)
+            if samples is not None:
+                refuse_without_latent(opened.info, f"--samples {samples}")
+                first = seed or 0
+                report = translate_samples(input_spec, output_spec, opened, range(first, first + samples),
+                                           translate_options)
             else:
-                report = translate(input_spec, output_spec, opened, translate_options)
+                if seed is not None:
+                    opened.use_seed(seed)
+                if shard is not None:
+                    from nicegan.runtime.jobs import parse_shard, translate_shard
+                    report = translate_shard(input_spec, output_spec, opened, parse_shard(shard, shard_count),
+                                             translate_options, part_size)
+                else:
+                    report = translate(input_spec, output_spec, opened, translate_options)
     if report.interrupted:
         raise SystemExit(130)
     if report.failed:
