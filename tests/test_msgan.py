@@ -22,7 +22,7 @@ from nicegan.models.cyclegan.networks import CycleGANConfig, CycleGANGenerator, 
 from nicegan.models.cyclegan.step import CycleGANStep
 from nicegan.models.cyclegan.step import make_optimizers as cyclegan_optimizers
 from nicegan.models.latent import MS_EPS, LatentCodes, LatentSettings, mode_seeking_loss
-from nicegan.models.nicegan.checkpoint import NiceConfig, build_networks, infer_config
+from nicegan.models.nicegan.checkpoint import build_networks, infer_config
 from nicegan.models.nicegan.networks import ResnetGenerator
 from nicegan.models.nicegan.step import TrainStep, make_optimizers
 from nicegan.trainer.checkpoint import read_checkpoint_file
