@@ -495,6 +495,11 @@ def info_command(model: str, backend: str, device: str | None) -> None:
 
 @cli.command("data")
 @click.argument("out_root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--task", type=click.Choice(["vintage", "looks"]), default="vintage", show_default=True,
+              help="vintage: domain B through vintagify's CycleGAN (the default model's task). looks: each B crop "
+                   "through one of 4 looks (OpenCV's stylization, colour pencil sketch, detail enhancement and "
+                   "vintagify's CycleGAN), recorded in looks.json, with every look of each test and validation crop "
+                   "in testA_looks/ and valA_looks/ (for eval --diversity).")
 @click.option("--size", default=128, show_default=True,
               help="Crop size in px; 128 keeps CPU training of the light model practical.")
 @click.option("--train-count", default=1000, show_default=True, help="Images per training domain.")
@@ -504,16 +509,19 @@ def info_command(model: str, backend: str, device: str | None) -> None:
                    "photos in windows no other folder uses; adding them to an older build keeps its other folders.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--teacher", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="CycleGAN generator .pth for domain B [default: vintagify's G_A2B_epoch33.pth].")
+              help="CycleGAN generator .pth for domain B (--task looks: its vintage look) [default: vintagify's "
+                   "G_A2B_epoch33.pth].")
 @click.option("--teacher-scale", default=2, show_default=True,
               help="The teacher runs at size x this, then its output is downscaled.")
 @click.option("--device", default="cpu", show_default=True)
-def data_command(out_root: Path, size: int, train_count: int, test_count: int, val_count: int, seed: int,
+def data_command(out_root: Path, task: str, size: int, train_count: int, test_count: int, val_count: int, seed: int,
                  teacher: Path | None, teacher_scale: int, device: str) -> None:
-    """Build the offline "photo -> vintage" dataset in OUT_ROOT (resumable)."""
-    from nicegan.datasets.offline_data import build_dataset
-    counts = build_dataset(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale,
-                           val_count=val_count)
+    """Build an offline dataset in OUT_ROOT (resumable): "photo -> vintage", or the multi-look task."""
+    if task == "looks":
+        from nicegan.datasets.looks import build_looks_dataset as build
+    else:
+        from nicegan.datasets.offline_data import build_dataset as build
+    counts = build(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale, val_count=val_count)
     click.echo(" ".join(f"{folder}={n}" for folder, n in counts.items()) + f"; sources: {out_root / 'SOURCES.md'}")
 
 
