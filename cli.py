@@ -543,18 +543,34 @@ def data_command(out_root: Path, task: str, size: int, train_count: int, test_co
                    "(e.g. the inputs themselves for the identity): adds each metric's difference with a "
                    "95% bootstrap interval and how often FAKE wins.")
 @click.option("--bootstrap", "resamples", default=1000, show_default=True, type=click.IntRange(min=10),
-              help="Bootstrap resamples of the test images for --baseline.")
+              help="Bootstrap resamples of the test images for --baseline and --diversity.")
+@click.option("--diversity", is_flag=True,
+              help="A multimodal model's diversity: FAKE_DIR holds NAME_s{SEED}.EXT samples of every photo "
+                   "(translate --samples M), --baseline a deterministic model's NAME.EXT. Mode coverage (with --looks), "
+                   "NDB/JSD, pairwise Inception and pixel distances, FID/KID, each beside the deterministic model's "
+                   "and matched pixel noise's, with bootstrap intervals over the photos.")
+@click.option("--looks", "looks_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="--diversity: the testA_looks/ (or valA_looks/) folder of `nicegan data --task looks`, to "
+                   "identify each output's look.")
+@click.option("--ndb-bins", default=0, show_default="real images / 10, 2 to 100", type=click.IntRange(min=0),
+              help="--diversity: k-means bins of NDB.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the scores to this JSON file.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (logs, CI).")
 def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, inception_weights: Path | None,
                  kid_subsets: int, kid_subset_size: int, batch_size: int, device: str, seed: int,
-                 baseline_dir: Path | None, resamples: int, json_out: Path | None, no_progress: bool) -> None:
+                 baseline_dir: Path | None, resamples: int, diversity: bool, looks_dir: Path | None, ndb_bins: int,
+                 json_out: Path | None, no_progress: bool) -> None:
     """FID and KID x100 (NICE-GAN protocol) between REAL_DIR and FAKE_DIR; PSNR/SSIM with --paired-ref.
 
     With small test sets a lead of a few FID points can be noise: --baseline resamples the test
-    images and says whether FAKE's lead over the baseline holds.
+    images and says whether FAKE's lead over the baseline holds. --diversity measures how many
+    different translations a multimodal model gives each photo.
     """
+    if diversity:
+        _eval_diversity(real_dir, fake_dir, baseline_dir, looks_dir, paired_ref, inception_weights, batch_size,
+                        device, seed, resamples, ndb_bins, json_out, not no_progress)
+        return
     from nicegan.evaluation.evaluate import evaluate_folders, format_table, write_json
     result = evaluate_folders(real_dir, fake_dir, paired_ref, inception_weights, kid_subsets,
                               kid_subset_size, batch_size, device, seed, progress=not no_progress,
@@ -562,6 +578,23 @@ def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, incept
     click.echo(format_table(result, real_dir, fake_dir, paired_ref))
     if json_out:
         write_json(result, json_out)
+
+
+def _eval_diversity(real_dir: Path, fake_dir: Path, baseline_dir: Path | None, looks_dir: Path | None,
+                    paired_ref: Path | None, inception_weights: Path | None, batch_size: int, device: str, seed: int,
+                    resamples: int, ndb_bins: int, json_out: Path | None, progress: bool) -> None:
+    from nicegan.evaluation.diversity import evaluate_diversity, format_diversity, write_diversity_json
+    from nicegan.evaluation.metrics import MetricsError
+    if baseline_dir is None:
+        raise MetricsError("--diversity compares the samples with a deterministic model's outputs: pass --baseline DIR "
+                           "(e.g. the same photos translated by a model trained without --latent-dim)")
+    if paired_ref is not None:
+        raise MetricsError("--paired-ref scores one output per photo; with --diversity drop it (run a plain eval)")
+    result = evaluate_diversity(real_dir, fake_dir, baseline_dir, looks_dir, inception_weights, batch_size, device,
+                                seed, resamples, ndb_bins, progress)
+    click.echo(format_diversity(result, fake_dir, baseline_dir))
+    if json_out:
+        write_diversity_json(result, json_out)
 
 
 @cli.command("demo")
