@@ -110,6 +110,10 @@ def main() -> None:
 @click.option("--ms-weight", default=1.0, show_default=True,
               help="MSGAN: weight of the mode-seeking term 1 / (mean|G(x,z1) - G(x,z2)| / mean|z1 - z2| + 1e-5) in "
                    "the generator step of a --latent-dim model (0: off).")
+@click.option("--latent-regression", default=0.0, show_default=True,
+              help="NICE-GAN, MSGAN: weight of the latent regression ||R(E(G(x, z))) - z||_1 (DRIT uses 10), which "
+                   "reads the code back from the target encoder's view of each translation, against invisible "
+                   "\"z-noise\" that only the cycle decodes (0: off).")
 @click.option("--workers", default=2, show_default=True, help="DataLoader worker processes per domain.")
 @click.option("--threads", default=0, show_default=True,
               help="torch CPU threads (0: the cores not busy with other processes).")

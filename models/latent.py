@@ -51,30 +51,45 @@ def latent_or_zeros(latent: torch.Tensor | None, like: torch.Tensor, dim: int) -
 
 @dataclass(frozen=True)
 class LatentSettings:
-    """`--latent-dim` (0: no latent, the family's official networks) and `--ms-weight`."""
+    """`--latent-dim` (0: no latent, the family's official networks), `--ms-weight` and NICE-GAN's
+    `--latent-regression`."""
     dim: int = 0
     ms_weight: float = 1.0
+    regression_weight: float = 0.0
 
     @property
     def seeks_modes(self) -> bool:
         return self.dim > 0 and self.ms_weight > 0
 
+    @property
+    def regresses(self) -> bool:
+        return self.dim > 0 and self.regression_weight > 0
+
     def describe(self) -> str:
-        term = f"mode seeking x {self.ms_weight:g}" if self.seeks_modes else "no mode-seeking term"
-        return f", latent {self.dim}-d ({term})" if self.dim else ""
+        terms = [f"mode seeking x {self.ms_weight:g}" if self.seeks_modes else "no mode-seeking term"]
+        terms += [f"latent regression x {self.regression_weight:g}"] if self.regresses else []
+        return f", latent {self.dim}-d ({', '.join(terms)})" if self.dim else ""
 
 
 def latent_settings(options: TrainOptions) -> LatentSettings:
-    return LatentSettings(options.latent_dim, options.ms_weight)
+    return LatentSettings(options.latent_dim, options.ms_weight, options.latent_regression)
+
+
+def latent_regression_loss(regressed: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+    """DRIT's latent regression ||E(G(x, z)) - z||_1 (mean), in fp32: the code must be readable from
+    the translation, which keeps it from hiding in invisible noise that only the cycle would decode."""
+    return torch.mean(torch.abs(regressed.float() - latent.float()))
 
 
 @dataclass
 class Translations:
     """One direction's translations in a generator step. `fake` is G(x, z1) (G(x) without a
-    latent), what the cycle sees; `judged` is what the discriminator judges: `fake`, or with the
-    mode-seeking term G(x, z1) and G(x, z2) in one batch; `mode_seeking` is their unweighted term."""
+    latent), what the cycle sees, and `latent` its code z1; `judged` is what the discriminator
+    judges: `fake`, or with the mode-seeking term G(x, z1) and G(x, z2) in one batch;
+    `mode_seeking` is their unweighted term."""
     fake: torch.Tensor
     judged: torch.Tensor
+    latent: torch.Tensor | None = None
     mode_seeking: torch.Tensor | None = None
 
     def of_fake(self, judged_output: torch.Tensor) -> torch.Tensor:
@@ -99,13 +114,14 @@ class LatentCodes:
     def translations(self, generator: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> Translations:
         """One direction's translations (see Translations): a pair from one forward over the
         duplicated batch when the mode-seeking term is on."""
+        first = self.draw(inputs[0]) if self.settings.dim else None
         if not self.settings.seeks_modes:
-            fake = self.random_translation(generator, *inputs)
-            return Translations(fake, fake)
-        first, second = self.draw(inputs[0]), self.draw(inputs[0])
+            fake = translate_with(generator, first, *inputs)
+            return Translations(fake, fake, first)
+        second = self.draw(inputs[0])
         both = generator(*(torch.cat([t, t]) for t in inputs), torch.cat([first, second]))
         fake1, fake2 = both[:len(first)], both[len(first):]
-        return Translations(fake1, both, mode_seeking_loss(fake1, fake2, first, second))
+        return Translations(fake1, both, first, mode_seeking_loss(fake1, fake2, first, second))
 
 
 def translate_with(generator: Callable[..., torch.Tensor], latent: torch.Tensor | None,

@@ -68,7 +68,9 @@ def test_the_zero_code_is_the_deterministic_generator():
     plain = ResnetGenerator(3, 3, 8, 2, 64, light=True).eval()
     latent = ResnetGenerator(3, 3, 8, 2, 64, light=True, latent_dim=LATENT).eval()
     state = plain.state_dict()
-    state["FC.0.weight"] = torch.cat([state["FC.0.weight"], latent.state_dict()["FC.0.weight"][:, -LATENT:]], 1)
+    own = latent.state_dict()
+    state["FC.0.weight"] = torch.cat([state["FC.0.weight"], own["FC.0.weight"][:, -LATENT:]], 1)
+    state.update({k: v for k, v in own.items() if k.startswith("latent_regressor.")})
     latent.load_state_dict(state)
     code = torch.randn(2, 16, 16, 16)
     with torch.no_grad():
@@ -133,6 +135,32 @@ def test_nicegan_generator_step_adds_the_weighted_term_and_leaves_the_encoders_a
     assert all(torch.equal(before, p) for before, p in zip(d_before, step.d_params))
 
 
+def test_the_latent_regression_trains_the_code_readers_through_the_frozen_encoders():
+    torch.manual_seed(0)
+    nets = build_networks(TINY_LATENT)
+    step = TrainStep(nets, *make_optimizers(nets, 1e-4),
+                     codes=LatentCodes(LatentSettings(LATENT, ms_weight=1.0, regression_weight=10.0)))
+    losses = step.generator_step(photo_batch(64, seed=1), photo_batch(64, seed=2))
+    expected = (losses["g_adv"] + 10 * losses["g_cycle"] + 10 * losses["g_recon"] + losses["g_ms"]
+                + 10 * losses["g_latent"])
+    assert float(losses["g_loss"]) == pytest.approx(float(expected), rel=1e-5) and float(losses["g_latent"]) > 0
+    assert all(float(g.latent_regressor.weight.grad.abs().sum()) > 0 for g in (nets.gen2A, nets.gen2B))
+    assert all(p.grad is None for p in step.d_params)
+
+    torch.manual_seed(0)
+    plain = build_networks(TINY_LATENT)
+    TrainStep(plain, *make_optimizers(plain, 1e-4), codes=LatentCodes(LatentSettings(LATENT))).generator_step(
+        photo_batch(64, seed=1), photo_batch(64, seed=2))
+    assert plain.gen2B.latent_regressor.weight.grad is None  # off: the reader is not trained
+
+
+def test_the_code_reader_is_a_linear_map_of_the_pooled_encoding():
+    gen = ResnetGenerator(3, 3, 8, 2, 64, light=True, latent_dim=LATENT)
+    code = torch.randn(2, 16, 4, 4)
+    expected = code.mean(dim=(2, 3)) @ gen.latent_regressor.weight.T + gen.latent_regressor.bias
+    torch.testing.assert_close(gen.regress_latent(code), expected)
+
+
 def test_cyclegan_generator_step_adds_the_weighted_term_per_direction():
     torch.manual_seed(0)
     nets = build_cyclegan(TINY_CYCLEGAN)
@@ -171,7 +199,8 @@ def test_a_latent_run_records_its_code_size_and_logs_the_term(latent_run):
         rows = list(csv.DictReader(f))
     assert [float(r["g_ms"]) > 0 for r in rows] == [True, True]
     config = json.loads((latent_run / "config.json").read_text())
-    assert config["latent"] == {"dim": LATENT, "ms_weight": 1.0} and config["network"]["latent_dim"] == LATENT
+    assert config["latent"] == {"dim": LATENT, "ms_weight": 1.0, "regression_weight": 0.0}
+    assert config["network"]["latent_dim"] == LATENT
     grid = cv2.imread(str(latent_run / "samples" / "A2B_0000002.png"))
     assert grid.shape == (7 * 64, 2 * 64, 3)  # input, CAM, recon, a translation per sample seed (3), cycle
     tiles = [grid[64 * i:64 * (i + 1)].astype(int) for i in (3, 4, 5)]
@@ -219,6 +248,10 @@ def test_a_resumed_latent_run_equals_an_unbroken_one(image_dataset, tmp_path):
     (["--ms-weight", "2"], "--ms-weight 2: the mode-seeking term needs a latent code; add --latent-dim 8"),
     (["--latent-dim", "-1"], "--latent-dim must be >= 0 (got -1)"),
     (["--latent-dim", "8", "--ms-weight", "-1"], "--ms-weight must be >= 0 (got -1.0)"),
+    (["--latent-regression", "10"], "--latent-regression 10: a weight >= 0 of a latent model's code regression; add "
+                                    "--latent-dim 8"),
+    (["--arch", "cyclegan", "--latent-dim", "8", "--latent-regression", "10"],
+     "--latent-regression is an option of --arch nicegan"),
 ])
 def test_bad_latent_options_are_one_clear_line(image_dataset, tmp_path, args, message):
     result = CliRunner().invoke(cli, ["train", str(image_dataset), "--out", str(tmp_path / "r"), *args])

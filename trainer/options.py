@@ -43,6 +43,7 @@ class TrainOptions:
     cycle_weight: float = 10.0
     recon_weight: float = 10.0
     identity_init: int = 0  # autoencoder steps before step 1 (not in the official code; 0: official init)
+    latent_regression: float = 0.0  # weight of the code's L1 regression from the translation (MSGAN/DRIT; 0: off)
     # CycleGAN (nicegan.models.cyclegan), under the official option names
     net_g: str = "resnet_9blocks"
     ngf: int = 64

@@ -75,6 +75,9 @@ def check_options(o: TrainOptions, n_dis_given: bool = True) -> None:
                          f"multiple of 4 and at least {smallest} px; {fix}")
     if o.identity_init < 0:
         raise TrainError(f"--identity-init must be >= 0 (got {o.identity_init})")
+    if o.latent_regression < 0 or (o.latent_regression and not o.latent_dim):
+        raise TrainError(f"--latent-regression {o.latent_regression:g}: a weight >= 0 of a latent model's code "
+                         "regression; add --latent-dim 8 (or drop it)")
     if o.identity_init and o.residual:
         raise TrainError("--identity-init with --residual: residual generators start as the identity "
                          "already; drop --identity-init")
@@ -112,7 +115,7 @@ class NiceGANModel(TrainingModel):
         self.step = TrainStep(self.nets, *make_optimizers(self.nets, options.lr), weights, options.amp, device,
                               grad_sync, LatentCodes(self.latent))
         self.log_fields = ("d_loss", "g_loss", "g_adv", "g_cycle", "g_recon") + (
-            ("g_ms",) if self.latent.seeks_modes else ())
+            ("g_ms",) if self.latent.seeks_modes else ()) + (("g_latent",) if self.latent.regresses else ())
 
     @property
     def networks(self) -> dict[str, torch.nn.Module]:
@@ -152,7 +155,7 @@ class NiceGAN(Architecture):
     name = "nicegan"
     title = "NICE-GAN"
     own_options = ("ch", "n_res", "n_dis", "light", "residual", "adv_weight", "cycle_weight", "recon_weight",
-                   "identity_init")
+                   "identity_init", "latent_regression")
 
     def resolve_options(self, options: TrainOptions) -> TrainOptions:
         """n_dis chosen from img_size when it was not given (0), the official lr, then every option checked."""

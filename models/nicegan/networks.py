@@ -117,6 +117,8 @@ class ResnetGenerator(nn.Module):
     official code cannot load it). The code is global, like gamma and beta: it changes the look,
     not the layout. The columns keep PyTorch's default initialisation: zero columns would make
     every code give the same image, and the mode-seeking term 1 / (lz + 1e-5) start at 1e5.
+    A latent generator also has `latent_regressor`, which reads the code back from the target
+    domain's encoding of its output (`regress_latent`; trained by `--latent-regression` only).
     """
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 6,
@@ -156,6 +158,12 @@ class ResnetGenerator(nn.Module):
         )
         if residual:
             nn.init.zeros_(self.UpBlock2[-2].weight)
+        if latent_dim:
+            self.latent_regressor = nn.Linear(width // 2, latent_dim)
+
+    def regress_latent(self, code: torch.Tensor) -> torch.Tensor:
+        """The latent code read back from an encoder's code (B, 2*ngf, h, w) of this generator's output."""
+        return self.latent_regressor(code.float().mean(dim=(2, 3)))
 
     def style(self, x: torch.Tensor, latent: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """gamma, beta shared by every adaILN, from the UpBlock0 feature map (and the latent code)."""

@@ -14,8 +14,9 @@ Three additions, all off by default: `residual` generators (see ResnetGenerator)
 `identity_init` steps of autoencoder training before step 1 (`IdentityInit`), so that every
 translation starts as the identity mapping, and MSGAN's latent codes (nicegan.models.latent): the
 translations get random codes, the cycles' second legs and the reconstructions the zero code, and
-the mode-seeking term goes into the G step only, so the encoders are still trained by the D step
-alone.
+the mode-seeking term (and the optional latent regression, whose code is read back from the target
+domain's encoding of each translation) goes into the G step only, so the encoders are still
+trained by the D step alone.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from torch.nn.utils.spectral_norm import SpectralNorm
 
-from nicegan.models.latent import LatentCodes
+from nicegan.models.latent import LatentCodes, latent_regression_loss
 from nicegan.models.nicegan.checkpoint import NiceNetworks
 from nicegan.models.nicegan.losses import LossWeights, discriminator_domain_loss, generator_adversarial_loss, l1
 from nicegan.trainer.step import GanStep, GradSync, frozen, set_learning_rate
@@ -132,10 +133,15 @@ class TrainStep(GanStep):
             g_loss_a = w.adv * adv_a + w.cycle * cycle_a + w.recon * recon_a
             g_loss_b = w.adv * adv_b + w.cycle * cycle_b + w.recon * recon_b
             g_loss = g_loss_a + g_loss_b
-            extra = {}
-            if self.codes.settings.seeks_modes:
+            extra, latent = {}, self.codes.settings
+            if latent.seeks_modes:
                 extra["g_ms"] = a2b.mode_seeking + b2a.mode_seeking
-                g_loss = g_loss + self.codes.settings.ms_weight * extra["g_ms"]
+                g_loss = g_loss + latent.ms_weight * extra["g_ms"]
+            if latent.regresses:  # the code read back by the target domain's encoder of each translation
+                extra["g_latent"] = (
+                    latent_regression_loss(n.gen2B.regress_latent(a2b.of_fake(fake_b_out[4])), a2b.latent)
+                    + latent_regression_loss(n.gen2A.regress_latent(b2a.of_fake(fake_a_out[4])), b2a.latent))
+                g_loss = g_loss + latent.regression_weight * extra["g_latent"]
             self.apply_loss(g_loss, self.g_optim, self.g_scaler, self.g_params)
         losses = {"g_loss": g_loss, "g_adv": adv_a + adv_b, "g_cycle": cycle_a + cycle_b,
                   "g_recon": recon_a + recon_b, **extra}
