@@ -103,6 +103,18 @@ def main() -> None:
               help="CycleGAN: write the official {EPOCH}_net_*.pth every N epochs (0: never).")
 @click.option("--epoch-count", default=1, show_default=True,
               help="CycleGAN: the epoch that the official files of --resume DIR continue at (they do not store it).")
+@click.option("--latent-dim", default=0, show_default=True,
+              help="MSGAN: a latent code of this size (MSGAN and DRIT use 8) enters the generators, so one photo "
+                   "has many translations, chosen by `translate --seed`/`--samples` (NICE-GAN: in the MLP of the "
+                   "AdaLIN parameters; CycleGAN: a scale and shift of each residual block). 0: the official "
+                   "deterministic models.")
+@click.option("--ms-weight", default=1.0, show_default=True,
+              help="MSGAN: weight of the mode-seeking term 1 / (mean|G(x,z1) - G(x,z2)| / mean|z1 - z2| + 1e-5) in "
+                   "the generator step of a --latent-dim model (0: off).")
+@click.option("--latent-regression", default=0.0, show_default=True,
+              help="NICE-GAN, MSGAN: weight of the latent regression ||R(E(G(x, z))) - z||_1 (DRIT uses 10), which "
+                   "reads the code back from the target encoder's view of each translation, against invisible "
+                   "\"z-noise\" that only the cycle decodes (0: off).")
 @click.option("--workers", default=2, show_default=True, help="DataLoader worker processes per domain.")
 @click.option("--threads", default=0, show_default=True,
               help="torch CPU threads (0: the cores not busy with other processes).")
@@ -370,12 +382,18 @@ def _open_backend(model: str | None, backend: str, device: str | None, half: boo
               help="With --temporal: the previous frame's weight where the flow is trusted (above 0, at most "
                    "0.95); higher is steadier and slower to follow changes.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs, CI).")
+@click.option("--seed", type=int, default=None,
+              help="Latent (multimodal) models: the seed of the latent code, i.e. the look, used for every image "
+                   "and every frame of a video; the same seed gives the same output on every backend [default: 0].")
+@click.option("--samples", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Latent models: K variants of every image or video, seeds SEED..SEED+K-1, written as "
+                   "NAME_s{SEED}.EXT (the seed in the name).")
 @_scale_options
 def translate_command(input_spec: str, output_spec: str | None, model: str | None, backend: str, device: str | None,
                       precision: str, threads: int, half: bool, direction: str, scale: int, no_progress: bool,
-                      engine: str, address: str | None, num_workers: int, gpus_per_worker: float,
-                      cpus_per_worker: float, part_size: int, shard: str | None, shard_count: int | None,
-                      report_only: bool, **options) -> None:
+                      seed: int | None, samples: int | None, engine: str, address: str | None, num_workers: int,
+                      gpus_per_worker: float, cpus_per_worker: float, part_size: int, shard: str | None,
+                      shard_count: int | None, report_only: bool, **options) -> None:
     """Translate INPUT into OUTPUT with MODEL.
 
     INPUT: an image, a folder (recursive), a glob ('photos/**/*.jpg'), a .txt list of paths, a
@@ -389,17 +407,29 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
     Past one machine (docs/SCALE.md): --engine ray runs the job on a Ray cluster, --shard I/N
     (or auto in a SLURM array or Kubernetes Indexed Job) runs one share of it, and --report merges
     the shards' failure lists.
+
+    A latent model (trained with --latent-dim) has many translations per image: --seed S picks one
+    look for the whole job, --samples K writes K of them.
     """
-    from nicegan.runtime.pipeline import TranslateOptions, translate
+    from nicegan.runtime.backends.base import refuse_without_latent
+    from nicegan.runtime.pipeline import TranslateOptions, translate, translate_samples
     from nicegan.runtime.sources import is_live
     translate_options = TranslateOptions(progress=not no_progress, **options)
     if report_only:
         _report_shards(output_spec or input_spec)
         return
+    if samples is not None and (engine == "ray" or shard is not None):
+        from nicegan.runtime.jobs import JobError
+        raise JobError("--samples runs the job once per seed; with --engine ray or --shard run one job per seed "
+                       "instead: --seed S --suffix _sS")
     if engine == "ray":
         from nicegan.runtime.demo import DEFAULT_MODEL
         from nicegan.runtime.distributed import ModelSpec, RayOptions, translate_with_ray
-        spec = ModelSpec(str(model or DEFAULT_MODEL), backend, device, "fp16" if half else precision, direction)
+        from nicegan.runtime.info import model_info
+        model = str(model or DEFAULT_MODEL)
+        if seed is not None:
+            refuse_without_latent(model_info(model, backend, device), f"--seed {seed}")
+        spec = ModelSpec(model, backend, device, "fp16" if half else precision, direction, seed)
         report = translate_with_ray(input_spec, output_spec, spec, translate_options,
                                     RayOptions(address, num_workers, gpus_per_worker, cpus_per_worker, part_size))
         for line in report.summary_lines():
@@ -407,12 +437,20 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
     else:
         with _open_backend(model, backend, device, half, direction, scale, precision, threads,
                            live=is_live(input_spec)) as opened:
-            if shard is not None:
-                from nicegan.runtime.jobs import parse_shard, translate_shard
-                report = translate_shard(input_spec, output_spec, opened, parse_shard(shard, shard_count),
-                                         translate_options, part_size)
+            if samples is not None:
+                refuse_without_latent(opened.info, f"--samples {samples}")
+                first = seed or 0
+                report = translate_samples(input_spec, output_spec, opened, range(first, first + samples),
+                                           translate_options)
             else:
-                report = translate(input_spec, output_spec, opened, translate_options)
+                if seed is not None:
+                    opened.use_seed(seed)
+                if shard is not None:
+                    from nicegan.runtime.jobs import parse_shard, translate_shard
+                    report = translate_shard(input_spec, output_spec, opened, parse_shard(shard, shard_count),
+                                             translate_options, part_size)
+                else:
+                    report = translate(input_spec, output_spec, opened, translate_options)
     if report.interrupted:
         raise SystemExit(130)
     if report.failed:
@@ -492,6 +530,11 @@ def flicker_command(input_video: str, outputs: tuple[str, ...], reference: str |
 
 @cli.command("data")
 @click.argument("out_root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--task", type=click.Choice(["vintage", "looks"]), default="vintage", show_default=True,
+              help="vintage: domain B through vintagify's CycleGAN (the default model's task). looks: each B crop "
+                   "through one of 4 looks (OpenCV's stylization, colour pencil sketch, detail enhancement and "
+                   "vintagify's CycleGAN), recorded in looks.json, with every look of each test and validation crop "
+                   "in testA_looks/ and valA_looks/ (for eval --diversity).")
 @click.option("--size", default=128, show_default=True,
               help="Crop size in px; 128 keeps CPU training of the light model practical.")
 @click.option("--train-count", default=1000, show_default=True, help="Images per training domain.")
@@ -501,16 +544,19 @@ def flicker_command(input_video: str, outputs: tuple[str, ...], reference: str |
                    "photos in windows no other folder uses; adding them to an older build keeps its other folders.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--teacher", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="CycleGAN generator .pth for domain B [default: vintagify's G_A2B_epoch33.pth].")
+              help="CycleGAN generator .pth for domain B (--task looks: its vintage look) [default: vintagify's "
+                   "G_A2B_epoch33.pth].")
 @click.option("--teacher-scale", default=2, show_default=True,
               help="The teacher runs at size x this, then its output is downscaled.")
 @click.option("--device", default="cpu", show_default=True)
-def data_command(out_root: Path, size: int, train_count: int, test_count: int, val_count: int, seed: int,
+def data_command(out_root: Path, task: str, size: int, train_count: int, test_count: int, val_count: int, seed: int,
                  teacher: Path | None, teacher_scale: int, device: str) -> None:
-    """Build the offline "photo -> vintage" dataset in OUT_ROOT (resumable)."""
-    from nicegan.datasets.offline_data import build_dataset
-    counts = build_dataset(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale,
-                           val_count=val_count)
+    """Build an offline dataset in OUT_ROOT (resumable): "photo -> vintage", or the multi-look task."""
+    if task == "looks":
+        from nicegan.datasets.looks import build_looks_dataset as build
+    else:
+        from nicegan.datasets.offline_data import build_dataset as build
+    counts = build(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale, val_count=val_count)
     click.echo(" ".join(f"{folder}={n}" for folder, n in counts.items()) + f"; sources: {out_root / 'SOURCES.md'}")
 
 
@@ -532,18 +578,34 @@ def data_command(out_root: Path, size: int, train_count: int, test_count: int, v
                    "(e.g. the inputs themselves for the identity): adds each metric's difference with a "
                    "95% bootstrap interval and how often FAKE wins.")
 @click.option("--bootstrap", "resamples", default=1000, show_default=True, type=click.IntRange(min=10),
-              help="Bootstrap resamples of the test images for --baseline.")
+              help="Bootstrap resamples of the test images for --baseline and --diversity.")
+@click.option("--diversity", is_flag=True,
+              help="A multimodal model's diversity: FAKE_DIR holds NAME_s{SEED}.EXT samples of every photo "
+                   "(translate --samples M), --baseline a deterministic model's NAME.EXT. Mode coverage (with --looks), "
+                   "NDB/JSD, pairwise Inception and pixel distances, FID/KID, each beside the deterministic model's "
+                   "and matched pixel noise's, with bootstrap intervals over the photos.")
+@click.option("--looks", "looks_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="--diversity: the testA_looks/ (or valA_looks/) folder of `nicegan data --task looks`, to "
+                   "identify each output's look.")
+@click.option("--ndb-bins", default=0, show_default="real images / 10, 2 to 100", type=click.IntRange(min=0),
+              help="--diversity: k-means bins of NDB.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the scores to this JSON file.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (logs, CI).")
 def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, inception_weights: Path | None,
                  kid_subsets: int, kid_subset_size: int, batch_size: int, device: str, seed: int,
-                 baseline_dir: Path | None, resamples: int, json_out: Path | None, no_progress: bool) -> None:
+                 baseline_dir: Path | None, resamples: int, diversity: bool, looks_dir: Path | None, ndb_bins: int,
+                 json_out: Path | None, no_progress: bool) -> None:
     """FID and KID x100 (NICE-GAN protocol) between REAL_DIR and FAKE_DIR; PSNR/SSIM with --paired-ref.
 
     With small test sets a lead of a few FID points can be noise: --baseline resamples the test
-    images and says whether FAKE's lead over the baseline holds.
+    images and says whether FAKE's lead over the baseline holds. --diversity measures how many
+    different translations a multimodal model gives each photo.
     """
+    if diversity:
+        _eval_diversity(real_dir, fake_dir, baseline_dir, looks_dir, paired_ref, inception_weights, batch_size,
+                        device, seed, resamples, ndb_bins, json_out, not no_progress)
+        return
     from nicegan.evaluation.evaluate import evaluate_folders, format_table, write_json
     result = evaluate_folders(real_dir, fake_dir, paired_ref, inception_weights, kid_subsets,
                               kid_subset_size, batch_size, device, seed, progress=not no_progress,
@@ -551,6 +613,23 @@ def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, incept
     click.echo(format_table(result, real_dir, fake_dir, paired_ref))
     if json_out:
         write_json(result, json_out)
+
+
+def _eval_diversity(real_dir: Path, fake_dir: Path, baseline_dir: Path | None, looks_dir: Path | None,
+                    paired_ref: Path | None, inception_weights: Path | None, batch_size: int, device: str, seed: int,
+                    resamples: int, ndb_bins: int, json_out: Path | None, progress: bool) -> None:
+    from nicegan.evaluation.diversity import evaluate_diversity, format_diversity, write_diversity_json
+    from nicegan.evaluation.metrics import MetricsError
+    if baseline_dir is None:
+        raise MetricsError("--diversity compares the samples with a deterministic model's outputs: pass --baseline DIR "
+                           "(e.g. the same photos translated by a model trained without --latent-dim)")
+    if paired_ref is not None:
+        raise MetricsError("--paired-ref scores one output per photo; with --diversity drop it (run a plain eval)")
+    result = evaluate_diversity(real_dir, fake_dir, baseline_dir, looks_dir, inception_weights, batch_size, device,
+                                seed, resamples, ndb_bins, progress)
+    click.echo(format_diversity(result, fake_dir, baseline_dir))
+    if json_out:
+        write_diversity_json(result, json_out)
 
 
 @cli.command("demo")

@@ -321,7 +321,7 @@ def load_teacher(path: Path, device: str) -> torch.nn.Module:
                                 "pass a junyanz or vintagify generator .pth with --teacher") from exc
 
 
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     enlarging = size > image.shape[0]
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_CUBIC if enlarging else cv2.INTER_AREA)
 
@@ -333,24 +333,32 @@ def run_teacher(teacher: torch.nn.Module, windows: Sequence[np.ndarray], size: i
     trained at 512 px; at 128 px its output is noisy) and its output is area-downscaled."""
     if not windows:
         return []
-    batch = np.stack([_resize(w, teacher_size) for w in windows])
+    batch = np.stack([resize_square(w, teacher_size) for w in windows])
     x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
     y = teacher(x).clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return [_resize(img, size) for img in y.permute(0, 2, 3, 1).cpu().numpy()]
+    return [resize_square(img, size) for img in y.permute(0, 2, 3, 1).cpu().numpy()]
 
 
 # --- writing -------------------------------------------------------------------------------------
+
+# A look that makes domain-B images: RGB windows of any size in, images at the crop size out.
+Transform = Callable[[Sequence[np.ndarray]], list[np.ndarray]]
+# Every file a crop gives, relative to the dataset's root, and the look that makes it (None: the crop itself).
+Targets = Callable[[Crop], list[tuple[str, "str | None"]]]
+TEACHER = "teacher"   # the one look of the vintage task
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
     write_image(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
-def _outputs(crop: Crop, root: Path) -> list[Path]:
-    paths = [root / crop.folder / crop.file_name]
-    if crop.folder in PAIRED_DIRS:
-        paths.append(root / PAIRED_DIRS[crop.folder] / crop.file_name)
-    return paths
+def vintage_targets(crop: Crop) -> list[tuple[str, str | None]]:
+    """A crops as they are (and, in testA and valA, the teacher's output beside); B crops through the teacher."""
+    own = f"{crop.folder}/{crop.file_name}"
+    if not crop.folder.endswith("A"):
+        return [(own, TEACHER)]
+    paired = [(f"{PAIRED_DIRS[crop.folder]}/{crop.file_name}", TEACHER)] if crop.folder in PAIRED_DIRS else []
+    return [(own, None), *paired]
 
 
 def _check_or_write_manifest(root: Path, manifest: dict) -> None:
@@ -374,16 +382,13 @@ def _batches(items: Sequence[Crop], size: int) -> Iterator[list[Crop]]:
         yield list(items[start:start + size])
 
 
-def sources_markdown(sources: Sequence[Source], split_of: dict[str, str], plan: Sequence[Crop],
-                     teacher: Path, manifest: dict) -> str:
+def sources_markdown(planned: PlannedCrops, domain_b: str, manifest: dict) -> str:
+    """SOURCES.md: what the dataset is made of, its licences and its counts; `domain_b` describes domain B."""
+    sources, split_of, plan = planned.sources, planned.split_of, planned.crops
     lines = [
         "# Sources of this dataset", "",
-        "Built by `nicegan data` (nicegan/trainer/offline_data.py). Domain A: crops of real photos and "
-        "video frames. Domain B: a disjoint set of crops passed through the teacher "
-        f"`{teacher}` (sha256 {manifest['teacher_sha256']}). `testA_teacher/` holds the teacher's output "
-        "for each `testA/` crop (same file name): a paired pseudo ground truth for PSNR/SSIM; "
-        "`valA_teacher/` does the same for `valA/`, further crops of the training photos that training "
-        "never reads.", "",
+        "Built by `nicegan data` (nicegan/datasets/offline_data.py). Domain A: crops of real photos and "
+        f"video frames. {domain_b}", "",
         f"Crop size {manifest['size']} px, teacher run at {manifest['teacher_size']} px, seed {manifest['seed']}. "
         "Split: by source image for photos, by time for videos (first 75 % of the frames train, "
         "last 20 % test).", "",
@@ -404,54 +409,112 @@ def sources_markdown(sources: Sequence[Source], split_of: dict[str, str], plan: 
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class PlannedCrops:
+    """The sources' frames and every crop of a build, decided up front from the seed."""
+    sources: list[Source]
+    frames: dict[str, list[np.ndarray]]
+    split_of: dict[str, str]
+    crops: list[Crop]
+
+
+def check_size(size: int) -> None:
+    if size % 4 or size < 32:
+        raise DatasetBuildError(f"--size {size}: use a multiple of 4, at least 32")
+
+
+def checked_sources(sources: Sequence[Source] | None) -> list[Source]:
+    """The given sources, or every installed one."""
+    sources = list(sources) if sources is not None else installed_sources()
+    if not sources:
+        raise DatasetBuildError("no photo source is installed; `pip install scikit-image` at least")
+    return sources
+
+
+def plan_dataset(sources: list[Source], counts: dict[str, int], seed: int, progress: bool) -> PlannedCrops:
+    """Load the sources and plan every crop of `counts`."""
+    frames = {s.name: s.load() for s in tqdm(sources, desc="loading sources", disable=not progress)}
+    shapes = {name: [f.shape[:2] for f in fs] for name, fs in frames.items()}
+    split_of = split_photos(sources, seed)
+    return PlannedCrops(sources, frames, split_of, plan_crops(shapes, sources, split_of, counts, seed))
+
+
+def prepare_folders(out_root: Path, manifest: dict, folders: Sequence[str]) -> None:
+    """The folders of a new build, or those of the same build to resume (removing half-written files)."""
+    out_root.mkdir(parents=True, exist_ok=True)
+    _check_or_write_manifest(out_root, manifest)
+    for folder in folders:
+        (out_root / folder).mkdir(parents=True, exist_ok=True)
+    for partial in out_root.rglob(".*.tmp.png"):  # left by an interrupted run
+        partial.unlink()
+
+
+def write_crops(out_root: Path, planned: PlannedCrops, size: int, looks: dict[str, Transform], targets: Targets,
+                progress: bool) -> None:
+    """Every crop's files that are not there yet; a look runs on a batch of the windows that need it."""
+    todo = [c for c in planned.crops if not all((out_root / path).is_file() for path, _ in targets(c))]
+    with tqdm(total=len(planned.crops), initial=len(planned.crops) - len(todo), desc="writing crops", unit="img",
+              disable=not progress) as bar:
+        for batch in _batches(todo, TEACHER_BATCH):
+            windows = [planned.frames[c.source][c.frame][c.y:c.y + c.side, c.x:c.x + c.side] for c in batch]
+            wanted = [(i, path, look) for i, crop in enumerate(batch) for path, look in targets(crop)]
+            made: dict[tuple[int, str], np.ndarray] = {}
+            for look in sorted({look for _, _, look in wanted if look is not None}):
+                rows = sorted({i for i, _, name in wanted if name == look})
+                made.update({(i, look): image for i, image in zip(rows, looks[look]([windows[i] for i in rows]))})
+            for i, path, look in wanted:
+                write_png(out_root / path, resize_square(windows[i], size) if look is None else made[i, look])
+            bar.update(len(batch))
+
+
+def count_images(out_root: Path, folders: Sequence[str]) -> dict[str, int]:
+    return {folder: len(list((out_root / folder).glob("*.png"))) for folder in folders}
+
+
+def resolve_teacher(teacher_path: Path | None) -> Path:
+    teacher_path = Path(teacher_path) if teacher_path else default_teacher_path()
+    if not teacher_path.is_file():
+        raise DatasetBuildError(f"{teacher_path}: teacher weights not found; pass an existing .pth with --teacher")
+    return teacher_path
+
+
+def split_counts(train_count: int, test_count: int, val_count: int) -> dict[str, int]:
+    return {"trainA": train_count, "trainB": train_count, "testA": test_count, "testB": test_count,
+            "valA": val_count, "valB": val_count}
+
+
+def load_inputs(size: int, teacher_path: Path | None, sources: Sequence[Source] | None,
+                device: str) -> tuple[Path, list[Source], torch.nn.Module]:
+    """The checked options' teacher file, the sources (every installed one by default) and the teacher."""
+    check_size(size)
+    teacher_path = resolve_teacher(teacher_path)
+    sources = checked_sources(sources)
+    return teacher_path, sources, load_teacher(teacher_path, device)
+
+
+def base_manifest(size: int, teacher_scale: int, seed: int, counts: dict[str, int], sources: Sequence[Source],
+                  teacher_path: Path) -> dict:
+    """What build.json records of every task (a resumed build must have the same)."""
+    return {"size": size, "teacher_size": size * teacher_scale, "seed": seed, "counts": counts,
+            "sources": [s.name for s in sources], "teacher_sha256": file_sha256(teacher_path)}
+
+
 def build_dataset(out_root: Path, size: int = 128, train_count: int = 1000, test_count: int = 150,
                   seed: int = 0, teacher_path: Path | None = None, device: str = "cpu",
                   teacher_scale: int = 2, sources: Sequence[Source] | None = None,
                   progress: bool = True, val_count: int = 150) -> dict[str, int]:
     """Build (or resume) DATA_ROOT/{trainA,trainB,testA,testB,testA_teacher,valA,valB,valA_teacher}
     and SOURCES.md. Returns the number of images per folder."""
-    if size % 4 or size < 32:
-        raise DatasetBuildError(f"--size {size}: use a multiple of 4, at least 32")
-    teacher_path = Path(teacher_path) if teacher_path else default_teacher_path()
-    if not teacher_path.is_file():
-        raise DatasetBuildError(f"{teacher_path}: teacher weights not found; pass an existing .pth with --teacher")
-    sources = list(sources) if sources is not None else installed_sources()
-    if not sources:
-        raise DatasetBuildError("no photo source is installed; `pip install scikit-image` at least")
-    teacher = load_teacher(teacher_path, device)
-
-    frames = {s.name: s.load() for s in tqdm(sources, desc="loading sources", disable=not progress)}
-    shapes = {name: [f.shape[:2] for f in fs] for name, fs in frames.items()}
-    split_of = split_photos(sources, seed)
-    counts = {"trainA": train_count, "trainB": train_count, "testA": test_count, "testB": test_count,
-              "valA": val_count, "valB": val_count}
-    plan = plan_crops(shapes, sources, split_of, counts, seed)
-
-    manifest = {"size": size, "teacher_size": size * teacher_scale, "seed": seed, "counts": counts,
-                "sources": [s.name for s in sources], "teacher_sha256": file_sha256(teacher_path)}
-    out_root.mkdir(parents=True, exist_ok=True)
-    _check_or_write_manifest(out_root, manifest)
-    for folder in SPLIT_DIRS:
-        (out_root / folder).mkdir(exist_ok=True)
-    for partial in out_root.glob("*/.*.tmp.png"):  # left by an interrupted run
-        partial.unlink()
-
-    todo = [c for c in plan if not all(p.is_file() for p in _outputs(c, out_root))]
-    with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="writing crops", unit="img",
-              disable=not progress) as bar:
-        for batch in _batches(todo, TEACHER_BATCH):
-            windows = [frames[c.source][c.frame][c.y:c.y + c.side, c.x:c.x + c.side] for c in batch]
-            needs_teacher = [i for i, c in enumerate(batch) if c.folder != "trainA"]
-            taught = dict(zip(needs_teacher, run_teacher(teacher, [windows[i] for i in needs_teacher],
-                                                         size, size * teacher_scale, device)))
-            for i, crop in enumerate(batch):
-                if crop.folder.endswith("A"):
-                    write_png(out_root / crop.folder / crop.file_name, _resize(windows[i], size))
-                if crop.folder in PAIRED_DIRS:
-                    write_png(out_root / PAIRED_DIRS[crop.folder] / crop.file_name, taught[i])
-                elif crop.folder.endswith("B"):
-                    write_png(out_root / crop.folder / crop.file_name, taught[i])
-                bar.update(1)
-
-    write_text_atomic(out_root / "SOURCES.md", sources_markdown(sources, split_of, plan, teacher_path, manifest))
-    return {folder: len(list((out_root / folder).glob("*.png"))) for folder in SPLIT_DIRS}
+    teacher_path, sources, teacher = load_inputs(size, teacher_path, sources, device)
+    counts = split_counts(train_count, test_count, val_count)
+    planned = plan_dataset(sources, counts, seed, progress)
+    manifest = base_manifest(size, teacher_scale, seed, counts, sources, teacher_path)
+    prepare_folders(out_root, manifest, SPLIT_DIRS)
+    looks = {TEACHER: lambda windows: run_teacher(teacher, windows, size, size * teacher_scale, device)}
+    write_crops(out_root, planned, size, looks, vintage_targets, progress)
+    domain_b = (f"Domain B: a disjoint set of crops passed through the teacher `{teacher_path}` (sha256 "
+                f"{manifest['teacher_sha256']}). `testA_teacher/` holds the teacher's output for each `testA/` crop "
+                "(same file name): a paired pseudo ground truth for PSNR/SSIM; `valA_teacher/` does the same for "
+                "`valA/`, further crops of the training photos that training never reads.")
+    write_text_atomic(out_root / "SOURCES.md", sources_markdown(planned, domain_b, manifest))
+    return count_images(out_root, SPLIT_DIRS)

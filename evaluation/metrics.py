@@ -192,22 +192,30 @@ def load_extractor(path: Path | None = None, device: str = "cpu") -> Extractor:
     return Extractor(network, path, file_sha256(path), device)
 
 
-def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
+def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
 
 @torch.inference_mode()
-def extract_features(extractor: Extractor, files: Sequence[Path], batch_size: int = 32,
-                     desc: str = "features", progress: bool = True) -> np.ndarray:
-    """(n, d) float64 features; each image is resized to 299 on its own, so sizes may differ."""
+def extract_image_features(extractor: Extractor, images: Sequence[np.ndarray | Path], batch_size: int = 32,
+                           desc: str = "features", progress: bool = True) -> np.ndarray:
+    """(n, d) float64 features of RGB uint8 images, or of image files (read a batch at a time); each
+    image is resized to 299 on its own, so sizes may differ."""
     chunks = []
-    with tqdm(total=len(files), desc=desc, unit="img", disable=not progress) as bar:
-        for batch in _batches(files, batch_size):
-            images = [torch.from_numpy(read_rgb(p)).permute(2, 0, 1)[None].float() for p in batch]
+    with tqdm(total=len(images), desc=desc, unit="img", disable=not progress) as bar:
+        for batch in _batches(images, batch_size):
+            rgb = [read_rgb(item) if isinstance(item, Path) else item for item in batch]
+            tensors = [torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None].float() for im in rgb]
             x = torch.cat([F.interpolate(im, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear",
-                                         align_corners=False) for im in images])
+                                         align_corners=False) for im in tensors])
             features = extractor.network(x.to(extractor.device) / 127.5 - 1)
             chunks.append(features.reshape(len(batch), -1).double().cpu().numpy())
             bar.update(len(batch))
     return np.concatenate(chunks)
+
+
+def extract_features(extractor: Extractor, files: Sequence[Path], batch_size: int = 32,
+                     desc: str = "features", progress: bool = True) -> np.ndarray:
+    """(n, d) float64 features of image files (extract_image_features)."""
+    return extract_image_features(extractor, [Path(f) for f in files], batch_size, desc, progress)

@@ -38,8 +38,8 @@ class Fp32StyleGenerator(ResnetGenerator):
     """A light generator whose pooled gamma/beta MLP runs in FP32: at 1080p the global average
     pool sums ~130 k values per channel, more than FP16 accumulates safely. The MLP is tiny."""
 
-    def style(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        gamma, beta = super().style(x.float())
+    def style(self, x: torch.Tensor, latent: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        gamma, beta = super().style(x.float(), None if latent is None else latent.float())
         return gamma.to(x.dtype), beta.to(x.dtype)
 
     def style_layers(self) -> tuple[nn.Module, ...]:
@@ -68,14 +68,14 @@ def with_fp32_islands(module: nn.Module) -> nn.Module:
 
 
 class HalfCompute(nn.Module):
-    """float32 in -> FP16 body (norms in FP32) -> float32 out: the graph I/O stays float32."""
+    """float32 in -> FP16 body (norms in FP32) -> float32 out: the graph I/O (a latent code too) stays float32."""
 
     def __init__(self, module: nn.Module):
         super().__init__()
         self.body = module
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.half()).float()
+    def forward(self, x: torch.Tensor, *latent: torch.Tensor) -> torch.Tensor:
+        return self.body(x.half(), *(code.half() for code in latent)).float()
 
 
 def to_half_with_fp32_norms(marked: nn.Module) -> HalfCompute:

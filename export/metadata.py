@@ -8,9 +8,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
+
 PREFIX = "nicegan."
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
+LATENT_NAME = "z"   # a latent model's second input: float32 (1, latent_dim), the same code for every frame
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class ModelInfo:
     step: int = 0
     scale: int = 1                 # the graph runs its network at scale x the input size (export --scale)
     averaged_steps: str = ""       # "7000,7500,...": the weights are the mean of these snapshots (export pt)
+    latent_dim: int = 0            # > 0: a multimodal (MSGAN) model with the second input LATENT_NAME
 
     def to_metadata(self) -> dict[str, str]:
         return {PREFIX + k: _encode(v) for k, v in asdict(self).items()}
@@ -39,6 +43,13 @@ class ModelInfo:
             if raw is not None:
                 values[f.name] = _decode(raw, f.type)
         return cls(**values)
+
+
+def latent_for_seed(seed: int, dim: int) -> np.ndarray:
+    """The latent code of `translate --seed SEED`: (1, dim) float32 draws of N(0, 1) from NumPy's
+    PCG64 generator, computed on the host so that every backend gets the same values (an in-graph
+    RandomNormal would follow each runtime's own generator)."""
+    return np.random.default_rng(seed).standard_normal((1, dim)).astype(np.float32)
 
 
 def model_info_from_onnx(props: dict[str, str], uint8_input: bool, height: Any, width: Any) -> ModelInfo:

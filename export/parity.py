@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from nicegan.export.fp16 import NORM_TYPES
-from nicegan.export.metadata import INPUT_NAME
+from nicegan.export.metadata import INPUT_NAME, LATENT_NAME, ModelInfo, latent_for_seed
 from nicegan.export.translator import SIZE_MULTIPLE, UInt8IO
 
 if TYPE_CHECKING:
@@ -105,9 +105,42 @@ class _NormInputPeak:
             handle.remove()
 
 
+PARITY_SEEDS = (0, 1, 2)   # a latent model is checked with the codes of `translate --seed` 0, 1, 2
+
+
+def _latents(latent_dim: int) -> list[tuple[str, np.ndarray | None]]:
+    """(label, code) pairs to check every input set with: one without a latent."""
+    if not latent_dim:
+        return [("", None)]
+    return [(f", seed {seed}", latent_for_seed(seed, latent_dim)) for seed in PARITY_SEEDS]
+
+
+def _feeds(first: np.ndarray, latent: np.ndarray | None) -> dict[str, np.ndarray]:
+    return {INPUT_NAME: first} if latent is None else {INPUT_NAME: first, LATENT_NAME: latent}
+
+
+def _run_both(session, module: nn.Module, uint8_ref: nn.Module, info: ModelInfo, chunk: np.ndarray, latent: np.ndarray | None,
+              rng: np.random.Generator, continuous: bool) -> tuple[np.ndarray, int]:
+    """|ONNX Runtime - PyTorch| of one batch (pixel levels for uint8 io), and its non-finite outputs."""
+    code = () if latent is None else (torch.from_numpy(latent),)
+    if info.io == "uint8":
+        frames = np.ascontiguousarray(chunk[..., ::-1])          # RGB -> BGR, as cv2 decodes
+        with torch.no_grad():
+            want = uint8_ref(torch.from_numpy(frames), *code).numpy().astype(np.int16)
+        got = session.run(None, _feeds(frames, latent))[0].astype(np.int16)
+        return np.abs(got - want).astype(np.float64), 0
+    x = _float_input(chunk, rng, continuous)
+    with torch.no_grad():
+        want = module(torch.from_numpy(x), *code).numpy()
+    got = session.run(None, _feeds(x, latent))[0]
+    nonfinite = int(np.size(got) - np.isfinite(got).sum())
+    return np.abs(np.nan_to_num(got, nan=9.0, posinf=9.0, neginf=9.0) - want), nonfinite
+
+
 def measure_parity(report: ExportReport, onnx_path: Path, module: nn.Module, shapes: _Shapes,
                    real_images: Sequence[str | os.PathLike] | None, log: Callable[[str], None]) -> None:
-    """Run every input set through ONNX Runtime and the FP32 PyTorch module; append to report.checks."""
+    """Run every input set (a latent model: with each of PARITY_SEEDS' codes) through ONNX Runtime
+    and the FP32 PyTorch module; append to report.checks."""
     import onnxruntime as ort
 
     from nicegan.export.to_onnx import FP16_TOLERANCE, FP32_TOLERANCE, UINT8_LEVELS, ParityCheck
@@ -125,30 +158,18 @@ def measure_parity(report: ExportReport, onnx_path: Path, module: nn.Module, sha
     log("parity, ONNX Runtime vs PyTorch fp32:")
     try:
         for name, rgb in _input_sets(height, width, shapes.height is None, fp16, photos):
-            diffs, nonfinite = [], 0
-            for chunk in _to_batches(rgb, shapes.batch):
+            for label, latent in _latents(info.latent_dim):
+                runs = [_run_both(session, module, uint8_ref, info, chunk, latent, rng, name.startswith("random"))
+                        for chunk in _to_batches(rgb, shapes.batch)]
+                diff = np.concatenate([d.ravel() for d, _ in runs])
                 if info.io == "uint8":
-                    frames = np.ascontiguousarray(chunk[..., ::-1])          # RGB -> BGR, as cv2 decodes
-                    with torch.no_grad():
-                        want = uint8_ref(torch.from_numpy(frames)).numpy().astype(np.int16)
-                    got = session.run(None, {INPUT_NAME: frames})[0].astype(np.int16)
-                    diffs.append(np.abs(got - want).astype(np.float64))
+                    check = ParityCheck(name + label, rgb.shape, float(diff.max()), float(diff.mean()),
+                                        UINT8_LEVELS[info.precision], unit=" lv")
                 else:
-                    x = _float_input(chunk, rng, continuous=name.startswith("random"))
-                    with torch.no_grad():
-                        want = module(torch.from_numpy(x)).numpy()
-                    got = session.run(None, {INPUT_NAME: x})[0]
-                    nonfinite += int(np.size(got) - np.isfinite(got).sum())
-                    diffs.append(np.abs(np.nan_to_num(got, nan=9.0, posinf=9.0, neginf=9.0) - want))
-            diff = np.concatenate([d.ravel() for d in diffs])
-            if info.io == "uint8":
-                check = ParityCheck(name, rgb.shape, float(diff.max()), float(diff.mean()),
-                                    UINT8_LEVELS[info.precision], unit=" lv")
-            else:
-                check = ParityCheck(name, rgb.shape, float(diff.max()), float(diff.mean()),
-                                    FP16_TOLERANCE if fp16 else FP32_TOLERANCE, nonfinite)
-            report.checks.append(check)
-            log(check.line())
+                    check = ParityCheck(name + label, rgb.shape, float(diff.max()), float(diff.mean()),
+                                        FP16_TOLERANCE if fp16 else FP32_TOLERANCE, sum(n for _, n in runs))
+                report.checks.append(check)
+                log(check.line())
     finally:
         probe.close()
     report.norm_input_peak = probe.peak

@@ -23,7 +23,7 @@ import torch.nn as nn
 from nicegan.common import AtomicOutput
 from nicegan.errors import NiceganError
 from nicegan.export.fp16 import count_islands, to_half_with_fp32_norms, with_fp32_islands
-from nicegan.export.metadata import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from nicegan.export.metadata import INPUT_NAME, LATENT_NAME, OUTPUT_NAME, ModelInfo
 from nicegan.export.translator import SIZE_MULTIPLE, UInt8IO, load_translator
 
 TARGET_OPSETS = {"trt8": (17, 13, 17), "trt10": (18, 17, 20)}   # default, min, max
@@ -58,7 +58,7 @@ class ParityCheck:
     def line(self) -> str:
         verdict = "ok" if self.passed else "FAIL"
         extra = f", {self.nonfinite} NaN/Inf" if self.nonfinite else ""
-        return (f"  {self.name:<22} {'x'.join(map(str, self.shape)):<14} max {self.max_abs:.3g}{self.unit} "
+        return (f"  {self.name:<26} {'x'.join(map(str, self.shape)):<14} max {self.max_abs:.3g}{self.unit} "
                 f"mean {self.mean_abs:.3g}{self.unit} (tol {self.tolerance:g}{self.unit}{extra}) {verdict}")
 
 
@@ -178,10 +178,16 @@ def _dynamic_axes(io: str, shapes: _Shapes) -> dict[str, dict[int, str]]:
     return {INPUT_NAME: axes, OUTPUT_NAME: dict(axes)}
 
 
-def _example_input(io: str, batch: int, height: int, width: int) -> torch.Tensor:
-    if io == "uint8":
-        return torch.zeros(batch, height, width, 3, dtype=torch.uint8)
-    return torch.zeros(batch, 3, height, width)
+def _example_inputs(io: str, latent_dim: int, batch: int, height: int, width: int) -> tuple[torch.Tensor, ...]:
+    """The frames, and a latent model's code: one (1, latent_dim) code for the whole batch, so every
+    frame of a job gets the same look and a TensorRT profile needs no range for it."""
+    frames = (torch.zeros(batch, height, width, 3, dtype=torch.uint8) if io == "uint8"
+              else torch.zeros(batch, 3, height, width))
+    return (frames, torch.zeros(1, latent_dim)) if latent_dim else (frames,)
+
+
+def input_names(info: ModelInfo) -> list[str]:
+    return [INPUT_NAME, LATENT_NAME] if info.latent_dim else [INPUT_NAME]
 
 
 def _torchscript_choice() -> dict[str, bool]:
@@ -189,13 +195,13 @@ def _torchscript_choice() -> dict[str, bool]:
     return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 
 
-def _torchscript_export(module: nn.Module, example: torch.Tensor, path: Path, opset: int,
-                        axes: dict[str, dict[int, str]]) -> None:
+def _torchscript_export(module: nn.Module, examples: tuple[torch.Tensor, ...], names: list[str], path: Path,
+                        opset: int, axes: dict[str, dict[int, str]]) -> None:
     with warnings.catch_warnings():
         # The TorchScript exporter announces its deprecation and its shape-inference details on every call.
         warnings.simplefilter("ignore")
         with torch.no_grad():
-            torch.onnx.export(module, (example,), str(path), opset_version=opset, input_names=[INPUT_NAME],
+            torch.onnx.export(module, examples, str(path), opset_version=opset, input_names=names,
                               output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True,
                               **_torchscript_choice())
 
@@ -229,7 +235,9 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
                 default_img_size: int = 256, scale: int = 1, log: Callable[[str], None] = print) -> ExportReport:
     """Export a checkpoint's translator to ONNX; raises ExportError when a check fails.
     `scale` > 1 puts the bilinear enlargement and the area reduction around the network into the
-    graph (export.translator.Rescaled), so every backend runs the network at that scale.
+    graph (export.translator.Rescaled), so every backend runs the network at that scale. A latent
+    model's graph has a second input, LATENT_NAME (float32, 1 x latent_dim): its code, chosen at run
+    time (`translate --seed`).
 
     The .onnx is written atomically, and only once onnx.checker and the parity checks passed.
     """
@@ -251,8 +259,8 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
     _check_fits_protobuf(module, source, fp16)
     graph_module = _export_module(module, io, fp16)
     with AtomicOutput(output, fsync=True) as tmp:
-        _torchscript_export(graph_module, _example_input(io, *shapes.trace_input()), tmp, opset,
-                            _dynamic_axes(io, shapes))
+        _torchscript_export(graph_module, _example_inputs(io, info.latent_dim, *shapes.trace_input()),
+                            input_names(info), tmp, opset, _dynamic_axes(io, shapes))
         model = onnx.load(str(tmp))
         simplified = False
         if simplify:

@@ -23,7 +23,7 @@ import onnx
 
 from nicegan.common import file_sha256, write_bytes_atomic, write_text_atomic
 from nicegan.errors import NiceganError
-from nicegan.export.metadata import ModelInfo
+from nicegan.export.metadata import LATENT_NAME, ModelInfo
 
 INSTALL_HINT = ("install it with `pip install 'nicegan[tensorrt]'` (x86_64/SBSA), or on Jetson use JetPack's "
                 "`sudo apt install python3-libnvinfer` in a venv created with --system-site-packages")
@@ -208,6 +208,24 @@ def profile_shapes(info: ModelInfo, batch: DimRange, height: DimRange | None,
         n, h, w = getattr(batch, key), getattr(height, key), getattr(width, key)
         shapes[key] = (n, h, w, 3) if info.io == "uint8" else (n, 3, h, w)
     return shapes
+
+
+def latent_profile(info: ModelInfo) -> dict[str, dict[str, tuple[int, ...]]]:
+    """A latent model's code input: one (1, latent_dim) code for the whole batch, so min = opt = max."""
+    if not info.latent_dim:
+        return {}
+    shape = (1, info.latent_dim)
+    return {LATENT_NAME: {"min": shape, "opt": shape, "max": shape}}
+
+
+def frames_input(network: Any, info: ModelInfo, onnx_path: Path) -> Any:
+    """The network input that takes the frames; checks that a latent model's code input is there."""
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    frames = [t for t in inputs if t.name != LATENT_NAME]
+    if len(frames) != 1 or (LATENT_NAME in {t.name for t in inputs}) != bool(info.latent_dim):
+        raise TensorRTError(f"{onnx_path}: inputs {[t.name for t in inputs]} do not match its metadata "
+                            f"(latent_dim {info.latent_dim}); re-export it with `nicegan export onnx`")
+    return frames[0]
 
 
 def fit_to_network(shapes: dict[str, tuple[int, ...]], network_shape: tuple[int, ...],
@@ -403,7 +421,7 @@ def _parse_onnx(trt: Any, builder: Any, logger: Any, onnx_path: Path, flags: int
 
 
 def _configure(trt: Any, caps: Capabilities, builder: Any, config: Any, options: BuildOptions, recipe: str,
-               shapes: dict[str, tuple[int, ...]], input_name: str, cache_bytes: bytes) -> None:
+               profiles: dict[str, dict[str, tuple[int, ...]]], cache_bytes: bytes) -> None:
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
     # layer names and precisions in the plan, so the engine inspector / trtexec can show the FP32 norms
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
@@ -411,7 +429,8 @@ def _configure(trt: Any, caps: Capabilities, builder: Any, config: Any, options:
         config.set_flag(trt.BuilderFlag.FP16)
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
     profile = builder.create_optimization_profile()
-    profile.set_shape(input_name, shapes["min"], shapes["opt"], shapes["max"])
+    for name, shapes in profiles.items():
+        profile.set_shape(name, shapes["min"], shapes["opt"], shapes["max"])
     config.add_optimization_profile(profile)
     if options.optimization_level is not None and caps.optimization_level:
         config.builder_optimization_level = options.optimization_level
@@ -466,15 +485,16 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, o
     trt.init_libnvinfer_plugins(logger, "")
     builder = trt.Builder(logger)
     network, _parser = _parse_onnx(trt, builder, logger, onnx_path, network_flags(trt, caps, recipe))
-    input_tensor = network.get_input(0)
+    input_tensor = frames_input(network, info, onnx_path)
     shapes = fit_to_network(shapes, tuple(int(d) for d in input_tensor.shape), _explicit_axes(info, options))
+    profiles = {input_tensor.name: shapes, **latent_profile(info)}
     _check_dla(builder, options, shapes)
     pinned = pin_normalisation_fp32(trt, network) if recipe == WEAK else []
 
     cache_path = options.timing_cache or default_timing_cache(caps.version, gpu)
     cache_bytes = cache_path.read_bytes() if cache_path.is_file() else b""
     config = builder.create_builder_config()
-    _configure(trt, caps, builder, config, options, recipe, shapes, input_tensor.name, cache_bytes)
+    _configure(trt, caps, builder, config, options, recipe, profiles, cache_bytes)
     log(f"building {recipe} FP16 engine with TensorRT {caps.version} on {gpu}: profile "
         f"{shapes['min']} .. {shapes['opt']} .. {shapes['max']}, {len(pinned)} layers pinned to FP32, "
         f"timing cache {cache_path}{' (reused)' if cache_bytes else ''}")
@@ -489,7 +509,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, o
         "tensorrt": {
             "version": caps.version, "gpu": gpu.name, "compute_capability": gpu.compute_capability,
             "recipe": recipe, "precision": "fp16", "fp32_pinned_layers": len(pinned),
-            "profiles": [{input_tensor.name: {k: list(v) for k, v in shapes.items()}}],
+            "profiles": [{name: {k: list(v) for k, v in shape.items()} for name, shape in profiles.items()}],
             "io": _describe_io(network), "dla_core": options.dla_core,
             "workspace_mib": options.workspace_mib, "optimization_level": options.optimization_level,
         },

@@ -31,16 +31,17 @@ class UInt8IO(nn.Module):
     """uint8 NHWC BGR in -> uint8 NHWC BGR out around a float translator.
 
     The casts sit at the graph's ends: TensorRT accepts uint8 only as network I/O. Rounding is
-    half to even (ONNX Round, like cv2's saturate_cast), then clamped to 0..255.
+    half to even (ONNX Round, like cv2's saturate_cast), then clamped to 0..255. A latent model's
+    code (`latent`, float32 (1, latent_dim)) goes to the translator as it is.
     """
 
     def __init__(self, module: nn.Module):
         super().__init__()
         self.translator = module
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, *latent: torch.Tensor) -> torch.Tensor:
         x = frames.float().permute(0, 3, 1, 2).flip(1)                # NHWC BGR -> NCHW RGB
-        y = self.translator(x / 127.5 - 1.0).float()
+        y = self.translator(x / 127.5 - 1.0, *latent).float()
         pixels = torch.clamp(torch.round((y + 1.0) * 127.5), 0.0, 255.0)
         return pixels.flip(1).permute(0, 2, 3, 1).to(torch.uint8)    # NCHW RGB -> NHWC BGR
 
@@ -61,9 +62,9 @@ class Rescaled(nn.Module):
         self.translator = module
         self.scale = scale
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *latent: torch.Tensor) -> torch.Tensor:
         enlarged = F.interpolate(x, scale_factor=float(self.scale), mode="bilinear", align_corners=False)
-        return F.avg_pool2d(self.translator(enlarged), self.scale)
+        return F.avg_pool2d(self.translator(enlarged, *latent), self.scale)
 
 
 def check_scale(scale: int) -> None:
@@ -82,7 +83,8 @@ def with_uint8_io(module: nn.Module) -> UInt8IO:
 def load_translator(path: str | os.PathLike, direction: str = "a2b", default_img_size: int = 256,
                     scale: int = 1) -> tuple[nn.Module, ModelInfo]:
     """An eval-mode float translator and its ModelInfo (io="float", precision="fp32"), run at
-    `scale` times the input size when scale > 1 (see Rescaled).
+    `scale` times the input size when scale > 1 (see Rescaled). A latent model's translator takes
+    its code as a second argument (`info.latent_dim` > 0).
 
     Accepts what an architecture of nicegan.models reads: NICE-GAN checkpoints (official or
     project layout), CycleGAN runs (our latest.pt, a folder of official *_net_*.pth; either

@@ -54,6 +54,7 @@ class ModelSpec:
     device: str | None = None
     precision: str = "auto"
     direction: str = "a2b"
+    seed: int | None = None   # a latent model's code (None: its default, seed 0)
 
 
 class AttemptGuard:
@@ -109,6 +110,8 @@ class UnitWorker:
         self.options = TranslateOptions(**options)
         self.backend = open_backend(spec.model, spec.backend, device=spec.device, precision=spec.precision,
                                     direction=spec.direction, threads=threads)
+        if spec.seed is not None:
+            self.backend.use_seed(spec.seed)
         self.source, self.sink = open_collection(input_spec, output, self.options)
         self.guard = AttemptGuard(Path(attempts))
 

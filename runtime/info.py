@@ -23,7 +23,16 @@ def describe_model(model_path: str | os.PathLike, backend: str = "auto", device:
     lines += [f"  {line}" for line in io_lines]
     lines.append("sizes: " + (f"any H, W (padded by reflection to a multiple of {info.size_multiple})"
                               if info.dynamic_hw else f"fixed {info.img_size}x{info.img_size}; frames resized to it and back"))
+    lines.append(f"latent: {info.latent_dim}-d code, one look per seed (translate --seed S, --samples K)"
+                 if info.latent_dim else "latent: none (one translation per image)")
     return lines
+
+
+def model_info(model_path: str | os.PathLike, backend: str = "auto", device: str | None = None) -> ModelInfo:
+    """What a model file says about itself, without opening a backend for it."""
+    path = Path(model_path)
+    kind, _ = choose_backend(path, backend, device)
+    return _DESCRIBERS[kind](path, device)[0]
 
 
 def _onnx(path: Path) -> tuple[ModelInfo, list[str]]:
@@ -80,7 +89,8 @@ def _torch(path: Path, device: str | None) -> tuple[ModelInfo, list[str], str]:
     from nicegan.export.translator import load_translator
     module, info = load_translator(path)
     params = sum(p.numel() for p in module.parameters())
-    io_lines = [f"checkpoint: float32 NCHW RGB in [-1, 1], {params / 1e6:.2f} M parameters (direction a2b shown)",
+    code = f" and a latent code (1, {info.latent_dim})" if info.latent_dim else ""
+    io_lines = [f"checkpoint: float32 NCHW RGB in [-1, 1]{code}, {params / 1e6:.2f} M parameters (direction a2b shown)",
                 "the runtime feeds uint8 NHWC BGR frames through the same casts as the exported uint8 graph"]
     device = f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else \
         f"CPU ({torch.get_num_threads()} threads)"

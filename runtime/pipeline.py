@@ -23,7 +23,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -53,6 +53,7 @@ class TranslateOptions:
     workers: int = 0              # decode and encode threads each; 0: min(4, CPU cores)
     temporal: bool = False        # videos: flow-guided blending with the previous output (runtime/temporal.py)
     temporal_strength: float = DEFAULT_STRENGTH
+    tag: str = ""                 # appended to every output name (translate_samples: _s{seed})
 
 
 @dataclass
@@ -172,7 +173,7 @@ def translate(input_spec: str, output_spec: str | None, backend: Backend,
     source = open_source(input_spec)
     try:
         sink = open_sink(source, output_spec, suffix=options.suffix, ext=options.ext, compare=options.compare,
-                         codec=options.codec, audio=options.audio, overwrite=options.overwrite)
+                         codec=options.codec, audio=options.audio, overwrite=options.overwrite, tag=options.tag)
         for note in sink.start_notes:
             log(f"note: {note}")
         collection = isinstance(source, ImageSource) and isinstance(sink, ImageSink) and sink.folder is not None
@@ -188,6 +189,28 @@ def translate(input_spec: str, output_spec: str | None, backend: Backend,
         source.close()
     for line in report.summary_lines():
         log(line)
+    return report
+
+
+def sample_tag(seed: int) -> str:
+    """What `translate --samples` appends to the output names of `seed`'s variant."""
+    return f"_s{seed}"
+
+
+def translate_samples(input_spec: str, output_spec: str | None, backend: Backend, seeds: Sequence[int],
+                      options: TranslateOptions | None = None,
+                      log: Callable[[str], None] = tqdm.write) -> TranslateReport:
+    """A latent model's variants: the whole job once per seed, with that seed's code for every image
+    and frame (a video keeps one look), into outputs named NAME_s{seed}.EXT (sample_tag)."""
+    options = options or TranslateOptions()
+    report = TranslateReport(output=f"{len(seeds)} samples (seeds {', '.join(map(str, seeds))})")
+    for seed in seeds:
+        backend.use_seed(seed)
+        log(f"seed {seed}:")
+        part = translate(input_spec, output_spec, backend, replace(options, tag=sample_tag(seed)), log)
+        report.add(part)
+        if part.interrupted:
+            break
     return report
 
 

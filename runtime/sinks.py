@@ -275,8 +275,10 @@ def default_output(source: Source, compare: bool) -> str:
 
 def open_sink(source: Source, output: str | None, *, suffix: str = "", ext: str | None = None,
               compare: bool = False, codec: str | None = None, audio: str = "copy",
-              overwrite: bool = False) -> ImageSink | VideoSink:
-    """The sink for OUTPUT given the source; refuses outputs that would overwrite the inputs."""
+              overwrite: bool = False, tag: str = "") -> ImageSink | VideoSink:
+    """The sink for OUTPUT given the source; refuses outputs that would overwrite the inputs.
+    `tag` goes at the end of every output name, a single output file's too (`translate --samples`:
+    `_s{seed}`)."""
     output = output or default_output(source, compare)
     target = Path(output).expanduser()
     out_ext = target.suffix.lower()
@@ -284,11 +286,12 @@ def open_sink(source: Source, output: str | None, *, suffix: str = "", ext: str 
     if out_ext in VIDEO_EXTS:
         if not isinstance(source, VideoSource):
             raise SinkError(f"{output}: image inputs go to a folder or an image file, not a video")
-        return open_video_sink(source, target, codec, audio, overwrite)
+        return open_video_sink(source, _tagged(target, tag), codec, audio, overwrite)
     if isinstance(source, ImageSource) and source.single and out_ext in IMAGE_EXTS:
-        return _single_image_sink(source, target, overwrite)
+        return _single_image_sink(source, _tagged(target, tag), overwrite)
     if out_ext in IMAGE_EXTS:
         raise SinkError(f"{output}: several frames cannot go to one image file; give a folder")
+    suffix += tag
     if isinstance(source, VideoSource):
         return ImageSink(lambda item: target / _renamed(item.name, suffix, ext), overwrite, f"{target}/")
     return _folder_sink(source, target, suffix, ext, overwrite)
@@ -348,6 +351,10 @@ def _normalised_ext(ext: str | None) -> str | None:
     if ext.lower() not in IMAGE_EXTS:
         raise SinkError(f"--ext {ext}: not an image format OpenCV writes ({', '.join(sorted(IMAGE_EXTS))})")
     return ext
+
+
+def _tagged(path: Path, tag: str) -> Path:
+    return path.with_name(f"{path.stem}{tag}{path.suffix}")
 
 
 def _renamed(name: str, suffix: str, ext: str | None) -> Path:

@@ -14,35 +14,11 @@ cd "$(dirname "$0")/.."
 WORK="${1:-work/compare-cyclegan}"
 DATA="${DATA:-work/default-model/data}"
 BUDGET_S="${BUDGET_S:-14400}"
-CALIBRATION_STEPS=60
-# Both at the official defaults but the crop: 64 px crops of the 128 px images, as the bundled model.
+# Both at the official defaults but the crop (scripts/equal_budget.sh's COMMON: as the bundled model).
 read -r -a NICE <<< "${NICE_ARGS:---arch nicegan --light --ch 64 --n-res 6}"
 read -r -a CYCLE <<< "${CYCLE_ARGS:---arch cyclegan --netG resnet_6blocks --ngf 64 --ndf 64}"
-COMMON=(--img-size 64 --load-size 128 --batch-size 1 --workers 1 --threads 2 --seed 0)
-RESULTS="$WORK/results"
-mkdir -p "$RESULTS"
+source scripts/equal_budget.sh
 [ -d "$DATA/trainA" ] || nicegan data "$DATA"
-
-mean_it_per_s() {  # a calibration run's mean it/s, its first 10 steps (warm-up) left out
-  awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "it_per_s") c = i; next}
-           NR > 11 {s += $c; n++} END {printf "%.4f", s / n}' "$1/log.csv"
-}
-
-train_for_budget() {  # NAME ARGS...: calibrate, then train BUDGET_S seconds' worth of iterations
-  local name="$1"; shift
-  local run="$WORK/$name"
-  if [ ! -f "$WORK/$name.iters" ]; then
-    rm -rf "$WORK/${name}_calibration"
-    nicegan train "$DATA" --out "$WORK/${name}_calibration" "$@" "${COMMON[@]}" --iters "$CALIBRATION_STEPS" \
-        --log-every 1 --n-samples 0 --save-every "$CALIBRATION_STEPS" --snapshot-every 0
-    awk -v r="$(mean_it_per_s "$WORK/${name}_calibration")" -v b="$BUDGET_S" 'BEGIN {printf "%d\n", r * b}' \
-        > "$WORK/$name.iters"
-  fi
-  local resume=(); [ -f "$run/latest.pt" ] && resume=(--resume)
-  nicegan train "$DATA" --out "$run" "$@" "${COMMON[@]}" --iters "$(cat "$WORK/$name.iters")" --save-every 250 \
-      --sample-every 1000 --snapshot-every 0 "${resume[@]}"
-  tail -n 1 "$run/log.csv" > "$RESULTS/${name}_last_log_row.csv"   # elapsed_s: the wall time it took
-}
 
 train_for_budget nicegan "${NICE[@]}"
 train_for_budget cyclegan "${CYCLE[@]}"

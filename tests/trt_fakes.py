@@ -248,7 +248,7 @@ class Builder:
         io = {t.name: {"dtype": self._trt.io_dtype or t.dtype.name, "shape": list(t.shape)}
               for t in network._inputs + network._outputs}
         plan = {"magic": "fake-plan", "version": self._trt.__version__, "onnx": str(onnx_path),
-                "profile": config._profiles[0]._shapes[network._inputs[0].name],
+                "profiles": {t.name: config._profiles[0]._shapes[t.name] for t in network._inputs},
                 "inputs": [t.name for t in network._inputs], "io": io}
         return memoryview(json.dumps(plan).encode())
 
@@ -282,7 +282,7 @@ class ICudaEngine:
         return tuple(self._plan["io"][name]["shape"])
 
     def get_tensor_profile_shape(self, name, profile_index):
-        return [tuple(s) for s in self._plan["profile"]]
+        return [tuple(s) for s in self._plan["profiles"][name]]
 
     def create_execution_context(self):
         return self._trt.IExecutionContext(self)
@@ -294,8 +294,8 @@ class IExecutionContext:
         self._session = ort.InferenceSession(engine._plan["onnx"], providers=["CPUExecutionProvider"])
 
     def set_input_shape(self, name, shape):
-        low, _, high = self._engine._plan["profile"]
-        if not all(lo <= s <= hi for s, lo, hi in zip(shape, low, high)):
+        low, _, high = self._engine._plan["profiles"][name]
+        if len(shape) != len(low) or not all(lo <= s <= hi for s, lo, hi in zip(shape, low, high)):
             return False
         self._shapes[name] = tuple(shape)
         return True
@@ -303,8 +303,7 @@ class IExecutionContext:
     def get_tensor_shape(self, name):
         if name in self._shapes:
             return self._shapes[name]
-        (shape,) = self._shapes.values()    # the translator keeps its input's shape
-        return shape
+        return self._shapes[self._engine._plan["inputs"][0]]    # the translator keeps its frames' shape
 
     def set_tensor_address(self, name, address):
         self._addresses[name] = address
@@ -313,13 +312,14 @@ class IExecutionContext:
     def execute_async_v3(self, stream_handle):
         plan, memory = self._engine._plan, self._trt.memory
         memory.ops.append(("execute", stream_handle))
-        (name,) = plan["inputs"]
-        dtype = np.dtype(NP_OF[plan["io"][name]["dtype"]])
-        x = memory.read(self._addresses[name], self._shapes[name], dtype)
-        feed_type = self._session.get_inputs()[0].type
-        x = x.astype(np.float32) if "float" in feed_type and x.dtype == np.float16 else x
-        (y,) = self._session.run(None, {name: x})
-        out = next(n for n in plan["io"] if n != name)
+        feeds = {}
+        for graph_input in self._session.get_inputs():
+            name = graph_input.name
+            dtype = np.dtype(NP_OF[plan["io"][name]["dtype"]])
+            x = memory.read(self._addresses[name], self._shapes[name], dtype)
+            feeds[name] = x.astype(np.float32) if "float" in graph_input.type and x.dtype == np.float16 else x
+        (y,) = self._session.run(None, feeds)
+        out = next(n for n in plan["io"] if n not in plan["inputs"])
         memory.write(self._addresses[out], y.astype(NP_OF[plan["io"][out]["dtype"]]))
         return True
 

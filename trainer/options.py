@@ -43,6 +43,7 @@ class TrainOptions:
     cycle_weight: float = 10.0
     recon_weight: float = 10.0
     identity_init: int = 0  # autoencoder steps before step 1 (not in the official code; 0: official init)
+    latent_regression: float = 0.0  # weight of the code's L1 regression from the translation (MSGAN/DRIT; 0: off)
     # CycleGAN (nicegan.models.cyclegan), under the official option names
     net_g: str = "resnet_9blocks"
     ngf: int = 64
@@ -57,6 +58,9 @@ class TrainOptions:
     epochs_decay: int = 0  # epochs of linear decay; 0: the official 100 (or from --iters)
     epoch_count: int = 1  # the epoch that official *_net_*.pth files resumed with --resume DIR continue at
     save_epoch_freq: int = 5  # write the official {epoch}_net_*.pth every N epochs (0: never)
+    # MSGAN (nicegan.models.latent), for every architecture
+    latent_dim: int = 0  # a latent code of this size enters the generators (0: the official deterministic models)
+    ms_weight: float = 1.0  # weight of the mode-seeking term of a latent model (MSGAN's 1; 0: off)
     # schedule and run, for every architecture
     iters: int = 0  # total iterations; 0: the architecture's default
     batch_size: int = 1
@@ -92,9 +96,12 @@ def check_shared_options(o: TrainOptions) -> None:
     for name in ("batch_size", "save_every", "sample_every", "log_every"):
         if getattr(o, name) < 1:
             raise TrainError(f"{flag(name)} must be >= 1 (got {getattr(o, name)})")
-    for name in ("iters", "stop_at", "lr"):
+    for name in ("iters", "stop_at", "lr", "latent_dim", "ms_weight"):
         if getattr(o, name) < 0:
             raise TrainError(f"{flag(name)} must be >= 0 (got {getattr(o, name)})")
+    if not o.latent_dim and o.ms_weight != _default("ms_weight"):
+        raise TrainError(f"--ms-weight {o.ms_weight:g}: the mode-seeking term needs a latent code; add --latent-dim 8 "
+                         "(MSGAN's size) or drop --ms-weight")
     if o.load_size and o.load_size < o.img_size:
         raise TrainError(f"--load-size {o.load_size}: must be at least --img-size {o.img_size} (or 0)")
     if o.amp not in AMP_MODES:

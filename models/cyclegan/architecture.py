@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from nicegan.models.cyclegan.step import (
     epoch_schedule,
     make_optimizers,
 )
+from nicegan.models.latent import LatentCodes, latent_settings, sample_latents, translate_with
 from nicegan.trainer.options import TrainError, TrainOptions, flag
 from nicegan.trainer.samples import LuminanceCheck, luminance_check, tile_columns
 from nicegan.trainer.step import GradSync
@@ -49,12 +50,13 @@ from nicegan.trainer.step import GradSync
 OFFICIAL_LR = 2e-4
 OFFICIAL_LOAD_SIZE = 286
 # The options a checkpoint's networks fix.
-ARCH_FIELDS = ("net_g", "ngf", "ndf", "n_layers_d")
+ARCH_FIELDS = ("net_g", "ngf", "ndf", "n_layers_d", "latent_dim")
 DIRECTION_NETWORKS = {"a2b": "G_A", "b2a": "G_B"}
 
 
 def net_config(o: TrainOptions) -> CycleGANNetConfig:
-    return CycleGANNetConfig(net_g=o.net_g, ngf=o.ngf, ndf=o.ndf, n_layers_d=o.n_layers_d, img_size=o.img_size)
+    return CycleGANNetConfig(net_g=o.net_g, ngf=o.ngf, ndf=o.ndf, n_layers_d=o.n_layers_d, img_size=o.img_size,
+                             latent_dim=o.latent_dim)
 
 
 def check_options(o: TrainOptions) -> None:
@@ -86,25 +88,28 @@ def check_options(o: TrainOptions) -> None:
 
 @torch.no_grad()
 def cycle_columns(to_target: torch.nn.Module, to_source: torch.nn.Module, images: torch.Tensor,
-                  identity: bool) -> tuple[np.ndarray, LuminanceCheck]:
-    """One direction's grid, the official visuals per image: input, translation, cycle and, when
-    the identity loss is on, the other generator on the input (idt_B for A2B); its brightness check."""
-    translated = to_target(images)
-    tiles = [images, translated, to_source(translated)] + ([to_source(images)] if identity else [])
+                  identity: bool, latents: Sequence[torch.Tensor | None] = (None,)) -> tuple[np.ndarray, LuminanceCheck]:
+    """One direction's grid, the official visuals per image: input, translation (a latent model: one
+    per sample code), cycle of the first and, when the identity loss is on, the other generator on
+    the input (idt_B for A2B); its brightness check."""
+    translations = [translate_with(to_target, latent, images) for latent in latents]
+    translated = translations[0]
+    tiles = [images, *translations, to_source(translated)] + ([to_source(images)] if identity else [])
     columns = [[tile[i] for tile in tiles] for i in range(images.shape[0])]
     return tile_columns(columns), luminance_check(images, translated)
 
 
 class CycleGANModel(TrainingModel):
-    log_fields = ("d_loss", "g_loss", "D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B")
-
     def __init__(self, options: TrainOptions, device: torch.device, grad_sync: GradSync | None):
         self.config = net_config(options)
         self.nets = build_networks(self.config)
         self.weights = CycleWeights(options.lambda_a, options.lambda_b, options.lambda_identity, options.gan_mode)
+        self.latent = latent_settings(options)
         self.step = CycleGANStep(self.nets, *make_optimizers(self.nets, options.lr), self.weights,
-                                 options.pool_size, options.amp, device, grad_sync)
+                                 options.pool_size, options.amp, device, grad_sync, LatentCodes(self.latent))
         self.device = device
+        self.log_fields = ("d_loss", "g_loss", "D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B") + (
+            ("ms_A", "ms_B") if self.latent.seeks_modes else ())
 
     @property
     def networks(self) -> dict[str, torch.nn.Module]:
@@ -113,11 +118,12 @@ class CycleGANModel(TrainingModel):
     def describe(self) -> str:
         c, w = self.config, self.weights
         return (f"{c.net_g} ngf {c.ngf}, PatchGAN n_layers_D {c.n_layers_d} ndf {c.ndf}, {w.gan_mode}, pool "
-                f"{self.step.pool_a.size}, lambda A {w.lambda_a:g} B {w.lambda_b:g} identity {w.lambda_identity:g}")
+                f"{self.step.pool_a.size}, lambda A {w.lambda_a:g} B {w.lambda_b:g} identity {w.lambda_identity:g}"
+                + self.latent.describe())
 
     def settings(self) -> dict[str, Any]:
         return {"network": self.config.to_dict(), "losses": {**asdict(self.weights), "pool_size": self.step.pool_a.size},
-                "adam": {"betas": ADAM_BETAS, "weight_decay": 0}}
+                "adam": {"betas": ADAM_BETAS, "weight_decay": 0}, "latent": asdict(self.latent)}
 
     def checkpoint(self, step: int, train_state: dict[str, Any]) -> dict[str, Any]:
         return checkpoint_dict(self.nets, self.config, self.step.g_optim, self.step.d_optim, step, train_state)
@@ -155,8 +161,9 @@ class CycleGANModel(TrainingModel):
 
     def sample_grids(self, images: dict[str, torch.Tensor]) -> list[Sample]:
         n, identity = self.nets, self.weights.lambda_identity > 0
-        return [("A2B", *cycle_columns(n.G_A, n.G_B, images["A"], identity)),
-                ("B2A", *cycle_columns(n.G_B, n.G_A, images["B"], identity))]
+        latents = sample_latents(self.latent.dim, images["A"].device)
+        return [("A2B", *cycle_columns(n.G_A, n.G_B, images["A"], identity, latents)),
+                ("B2A", *cycle_columns(n.G_B, n.G_A, images["B"], identity, latents))]
 
 
 class CycleGAN(Architecture):
@@ -212,7 +219,7 @@ class CycleGAN(Architecture):
         img_size = int((ckpt.get("config") or {}).get("img_size", default_img_size))
         info = ModelInfo(arch=self.name, direction=direction, light=True, img_size=img_size, io="float",
                          precision="fp32", dynamic_hw=True, size_multiple=SIZE_MULTIPLE,
-                         step=int(ckpt.get("start_iter", 0)))
+                         step=int(ckpt.get("start_iter", 0)), latent_dim=generator.config.latent_dim)
         return generator, info
 
 

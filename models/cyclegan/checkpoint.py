@@ -41,9 +41,10 @@ class CycleGANNetConfig:
     ndf: int = 64
     n_layers_d: int = 3
     img_size: int = 256  # the training crop (the networks run at any multiple of 4)
+    latent_dim: int = 0  # MSGAN's code, which scales and shifts the generators' residual blocks (not official)
 
     def generator(self) -> CycleGANConfig:
-        return CycleGANConfig(ngf=self.ngf, n_blocks=generator_blocks(self.net_g))
+        return CycleGANConfig(ngf=self.ngf, n_blocks=generator_blocks(self.net_g), latent_dim=self.latent_dim)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +71,7 @@ def infer_net_config(ckpt: dict[str, Any], img_size: int) -> CycleGANNetConfig:
     generator = infer_cyclegan_config(ckpt["G_A"])
     ndf, n_layers = discriminator_layout(ckpt["D_A"])
     return CycleGANNetConfig(net_g=f"resnet_{generator.n_blocks}blocks", ngf=generator.ngf, ndf=ndf,
-                             n_layers_d=n_layers, img_size=img_size)
+                             n_layers_d=n_layers, img_size=img_size, latent_dim=generator.latent_dim)
 
 
 def official_file(folder: Path, label: str, name: str) -> Path:

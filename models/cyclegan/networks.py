@@ -7,6 +7,13 @@ The modules reproduce junyanz's key layout (`model.N...`, residual blocks at `mo
 official code; vintagify names the block `block` and uses affine InstanceNorm, both detected from
 the state_dict. Normalisation is the official default, InstanceNorm without affine parameters or
 running statistics, so every convolution has a bias and no file has norm keys.
+
+A latent generator (MSGAN, `latent_dim` > 0, not official) has its code scale and shift the output
+of every residual block's last InstanceNorm (`model.N.latent_style`, a bias-free Linear: the zero
+code leaves the block as it is). The code cannot enter as input channels tiled over the image, as
+BicycleGAN's U-Net takes it: here every convolution is followed by an InstanceNorm, a constant
+channel convolved with reflection padding adds a constant to each output channel, and the norm
+subtracts it again, so the output would not depend on the code at all.
 """
 from __future__ import annotations
 
@@ -15,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+
+from nicegan.models.latent import latent_or_zeros
 
 
 @dataclass(frozen=True)
@@ -25,11 +34,13 @@ class CycleGANConfig:
     n_blocks: int = 9
     affine_norm: bool = False
     use_dropout: bool = False
+    latent_dim: int = 0
 
 
 class ResnetBlock(nn.Module):
-    def __init__(self, dim: int, affine_norm: bool, use_dropout: bool):
+    def __init__(self, dim: int, affine_norm: bool, use_dropout: bool, latent_dim: int = 0):
         super().__init__()
+        self.latent_dim = latent_dim
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, padding=0, bias=True),
             nn.InstanceNorm2d(dim, affine=affine_norm), nn.ReLU(True),
@@ -39,9 +50,15 @@ class ResnetBlock(nn.Module):
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, padding=0, bias=True),
                    nn.InstanceNorm2d(dim, affine=affine_norm)]
         self.conv_block = nn.Sequential(*layers)
+        if latent_dim:
+            self.latent_style = nn.Linear(latent_dim, 2 * dim, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv_block(x)
+    def forward(self, x: torch.Tensor, latent: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.conv_block(x)
+        if self.latent_dim:
+            scale, shift = self.latent_style(latent_or_zeros(latent, out, self.latent_dim)).chunk(2, dim=1)
+            out = out * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+        return x + out
 
 
 class CycleGANGenerator(nn.Module):
@@ -58,7 +75,7 @@ class CycleGANGenerator(nn.Module):
         for mult in (1, 2):
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=True),
                        nn.InstanceNorm2d(ngf * mult * 2, affine=affine), nn.ReLU(True)]
-        layers += [ResnetBlock(ngf * 4, affine, config.use_dropout) for _ in range(config.n_blocks)]
+        layers += [ResnetBlock(ngf * 4, affine, config.use_dropout, config.latent_dim) for _ in range(config.n_blocks)]
         for mult in (4, 2):
             layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
                                           output_padding=1, bias=True),
@@ -66,8 +83,13 @@ class CycleGANGenerator(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, config.output_nc, 7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, x: torch.Tensor, latent: torch.Tensor | None = None) -> torch.Tensor:
+        """A latent generator's `latent` is (1 or B, latent_dim); none: the zero code."""
+        if not self.config.latent_dim:
+            return self.model(x)
+        for layer in self.model:
+            x = layer(x, latent) if isinstance(layer, ResnetBlock) else layer(x)
+        return x
 
 
 # --netG: the official names; the number is the residual blocks (the paper: 6 at 128 px, 9 at 256).
@@ -122,6 +144,7 @@ def discriminator_layout(state: dict[str, torch.Tensor]) -> tuple[int, int]:
 
 
 _BLOCK_KEY = re.compile(r"^model\.(\d+)\.(?:conv_block|block)\.")
+_LATENT_KEY = re.compile(r"^model\.\d+\.latent_style\.weight$")
 
 
 def is_cyclegan_state_dict(state: dict) -> bool:
@@ -145,16 +168,18 @@ def infer_cyclegan_config(state: dict[str, torch.Tensor]) -> CycleGANConfig:
     last_key = max((k for k in state if re.match(r"^model\.\d+\.weight$", k)),
                    key=lambda k: int(k.split(".")[1]))
     blocks = {int(m.group(1)) for k in state if (m := _BLOCK_KEY.match(k))}
+    styles = [v for k, v in state.items() if _LATENT_KEY.match(k)]
     return CycleGANConfig(
         input_nc=first.shape[1], output_nc=state[last_key].shape[0], ngf=first.shape[0],
         n_blocks=len(blocks), affine_norm="model.2.weight" in state,
         # conv_block.6 is the second conv with dropout, but the affine norm's weight without it.
         use_dropout=any(k.endswith("conv_block.6.weight") and v.ndim == 4 for k, v in state.items()),
+        latent_dim=int(styles[0].shape[1]) if styles else 0,
     )
 
 
 def load_cyclegan_generator(state: dict[str, torch.Tensor]) -> CycleGANGenerator:
-    """Build a generator from a junyanz or vintagify state_dict (strict loading)."""
+    """Build a generator from a junyanz or vintagify state_dict, or a latent one of ours (strict loading)."""
     state = normalize_cyclegan_keys(state)
     net = CycleGANGenerator(infer_cyclegan_config(state))
     net.load_state_dict(state, strict=True)

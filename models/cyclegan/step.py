@@ -11,6 +11,10 @@ One iteration, in the official order:
    reuses them), each through its domain's image pool, B's first: per discriminator
    (real -> 1 + pooled fake -> 0) · 0.5; one Adam step over D_A and D_B.
 AMP, channels_last and multi-process gradient averaging come from the shared GanStep.
+
+A latent model (MSGAN, nicegan.models.latent) translates with random codes in 1 (a pair of them with
+the mode-seeking term, both judged in 2, the first pooled in 3); the cycles' second legs and the
+identity terms use the zero code; the term goes into the generator step.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from nicegan.models.cyclegan.pool import ImagePool
+from nicegan.models.latent import LatentCodes, Translations
 from nicegan.trainer.step import GanStep, GradSync, frozen
 
 ADAM_BETAS = (0.5, 0.999)  # the official --beta1 0.5; no weight decay
@@ -75,15 +80,17 @@ class CycleGANStep(GanStep):
 
     def __init__(self, nets: CycleGANNetworks, g_optim: torch.optim.Optimizer, d_optim: torch.optim.Optimizer,
                  weights: CycleWeights = CycleWeights(), pool_size: int = 50, amp: str = "off",
-                 device: torch.device | str = "cpu", grad_sync: GradSync | None = None):
+                 device: torch.device | str = "cpu", grad_sync: GradSync | None = None,
+                 codes: LatentCodes | None = None):
         super().__init__(g_optim, d_optim, amp, device, grad_sync)
         self.nets, self.weights = nets, weights
+        self.codes = codes or LatentCodes()
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
         self.g_params = list(chain(nets.G_A.parameters(), nets.G_B.parameters()))
         self.d_params = list(chain(nets.D_A.parameters(), nets.D_B.parameters()))
 
-    def generator_step(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
-                       fake_b: torch.Tensor, rec_a: torch.Tensor, rec_b: torch.Tensor) -> dict[str, torch.Tensor]:
+    def generator_step(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: Translations,
+                       fake_b: Translations, rec_a: torch.Tensor, rec_b: torch.Tensor) -> dict[str, torch.Tensor]:
         n, w = self.nets, self.weights
         self.g_optim.zero_grad(set_to_none=True)
         with frozen(self.d_params), self.autocast():
@@ -91,14 +98,18 @@ class CycleGANStep(GanStep):
             if w.lambda_identity > 0:
                 idt_a = l1(n.G_A(real_b), real_b) * w.lambda_b * w.lambda_identity
                 idt_b = l1(n.G_B(real_a), real_a) * w.lambda_a * w.lambda_identity
-            adv_a = gan_loss(n.D_A(fake_b), True, w.gan_mode)
-            adv_b = gan_loss(n.D_B(fake_a), True, w.gan_mode)
+            adv_a = gan_loss(n.D_A(fake_b.judged), True, w.gan_mode)
+            adv_b = gan_loss(n.D_B(fake_a.judged), True, w.gan_mode)
             cycle_a = l1(rec_a, real_a) * w.lambda_a
             cycle_b = l1(rec_b, real_b) * w.lambda_b
             g_loss = adv_a + adv_b + cycle_a + cycle_b + idt_a + idt_b  # the official sum order
+            extra = {}
+            if self.codes.settings.seeks_modes:
+                extra = {"ms_A": fake_b.mode_seeking, "ms_B": fake_a.mode_seeking}
+                g_loss = g_loss + self.codes.settings.ms_weight * (extra["ms_A"] + extra["ms_B"])
             self.apply_loss(g_loss, self.g_optim, self.g_scaler, self.g_params)
         return {"g_loss": g_loss, "G_A": adv_a, "cycle_A": cycle_a, "idt_A": idt_a,
-                "G_B": adv_b, "cycle_B": cycle_b, "idt_B": idt_b}
+                "G_B": adv_b, "cycle_B": cycle_b, "idt_B": idt_b, **extra}
 
     def discriminator_step(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
                            fake_b: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -118,12 +129,12 @@ class CycleGANStep(GanStep):
         for module in n.as_dict().values():
             module.train()
         with self.autocast():
-            fake_b = n.G_A(real_a)
-            rec_a = n.G_B(fake_b)
-            fake_a = n.G_B(real_b)
-            rec_b = n.G_A(fake_a)
+            fake_b = self.codes.translations(n.G_A, real_a)
+            rec_a = n.G_B(fake_b.fake)
+            fake_a = self.codes.translations(n.G_B, real_b)
+            rec_b = n.G_A(fake_a.fake)
         losses = self.generator_step(real_a, real_b, fake_a, fake_b, rec_a, rec_b)
-        losses.update(self.discriminator_step(real_a, real_b, fake_a, fake_b))
+        losses.update(self.discriminator_step(real_a, real_b, fake_a.fake, fake_b.fake))
         return {key: value.detach() for key, value in losses.items()}
 
 

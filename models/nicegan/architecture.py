@@ -20,6 +20,7 @@ from nicegan.models.architecture import (
     WarmStart,
     checkpoint_fixes,
 )
+from nicegan.models.latent import LatentCodes, latent_settings, sample_latents
 from nicegan.models.nicegan.checkpoint import (
     NiceConfig,
     build_networks,
@@ -48,7 +49,7 @@ OFFICIAL_ITERS = 300_000
 OFFICIAL_LR = 1e-4
 OFFICIAL_N_DIS, MIN_N_DIS = 7, 6
 # The options a checkpoint's networks fix.
-ARCH_FIELDS = ("img_size", "ch", "n_res", "n_dis", "light", "residual")
+ARCH_FIELDS = ("img_size", "ch", "n_res", "n_dis", "light", "residual", "latent_dim")
 
 
 def smallest_crop(n_dis: int) -> int:
@@ -74,13 +75,17 @@ def check_options(o: TrainOptions, n_dis_given: bool = True) -> None:
                          f"multiple of 4 and at least {smallest} px; {fix}")
     if o.identity_init < 0:
         raise TrainError(f"--identity-init must be >= 0 (got {o.identity_init})")
+    if o.latent_regression < 0 or (o.latent_regression and not o.latent_dim):
+        raise TrainError(f"--latent-regression {o.latent_regression:g}: a weight >= 0 of a latent model's code "
+                         "regression; add --latent-dim 8 (or drop it)")
     if o.identity_init and o.residual:
         raise TrainError("--identity-init with --residual: residual generators start as the identity "
                          "already; drop --identity-init")
 
 
 def nice_config(o: TrainOptions) -> NiceConfig:
-    return NiceConfig(img_size=o.img_size, ch=o.ch, n_res=o.n_res, n_dis=o.n_dis, light=o.light, residual=o.residual)
+    return NiceConfig(img_size=o.img_size, ch=o.ch, n_res=o.n_res, n_dis=o.n_dis, light=o.light, residual=o.residual,
+                      latent_dim=o.latent_dim)
 
 
 @dataclass(frozen=True)
@@ -103,23 +108,25 @@ class IterationSchedule:
 
 
 class NiceGANModel(TrainingModel):
-    log_fields = ("d_loss", "g_loss", "g_adv", "g_cycle", "g_recon")
-
     def __init__(self, options: TrainOptions, device: torch.device, grad_sync: GradSync | None):
         self.nets = build_networks(nice_config(options))
         weights = LossWeights(adv=options.adv_weight, cycle=options.cycle_weight, recon=options.recon_weight)
+        self.latent = latent_settings(options)
         self.step = TrainStep(self.nets, *make_optimizers(self.nets, options.lr), weights, options.amp, device,
-                              grad_sync)
+                              grad_sync, LatentCodes(self.latent))
+        self.log_fields = ("d_loss", "g_loss", "g_adv", "g_cycle", "g_recon") + (
+            ("g_ms",) if self.latent.seeks_modes else ()) + (("g_latent",) if self.latent.regresses else ())
 
     @property
     def networks(self) -> dict[str, torch.nn.Module]:
         return self.nets.as_dict()
 
     def describe(self) -> str:
-        return str(self.nets.config)
+        return str(self.nets.config) + self.latent.describe()
 
     def settings(self) -> dict[str, Any]:
-        return {"network": self.nets.config.to_dict(), "adam": {"betas": ADAM_BETAS, "weight_decay": WEIGHT_DECAY}}
+        return {"network": self.nets.config.to_dict(), "adam": {"betas": ADAM_BETAS, "weight_decay": WEIGHT_DECAY},
+                "latent": asdict(self.latent)}
 
     def checkpoint(self, step: int, train_state: dict[str, Any]) -> dict[str, Any]:
         return checkpoint_dict(self.nets, self.step.g_optim, self.step.d_optim, step, train_state)
@@ -134,7 +141,8 @@ class NiceGANModel(TrainingModel):
 
     def sample_grids(self, images: dict[str, torch.Tensor]) -> list[Sample]:
         n = self.nets
-        return [(name, *translation_columns(src_dis, to_tgt, tgt_dis, to_src, images[domain]))
+        latents = sample_latents(self.latent.dim, images["A"].device)
+        return [(name, *translation_columns(src_dis, to_tgt, tgt_dis, to_src, images[domain], latents))
                 for name, domain, (src_dis, to_tgt, tgt_dis, to_src) in (
                     ("A2B", "A", (n.disA, n.gen2B, n.disB, n.gen2A)),
                     ("B2A", "B", (n.disB, n.gen2A, n.disA, n.gen2B)))]
@@ -147,7 +155,7 @@ class NiceGAN(Architecture):
     name = "nicegan"
     title = "NICE-GAN"
     own_options = ("ch", "n_res", "n_dis", "light", "residual", "adv_weight", "cycle_weight", "recon_weight",
-                   "identity_init")
+                   "identity_init", "latent_regression")
 
     def resolve_options(self, options: TrainOptions) -> TrainOptions:
         """n_dis chosen from img_size when it was not given (0), the official lr, then every option checked."""
@@ -184,7 +192,8 @@ class NiceGAN(Architecture):
         info = ModelInfo(arch=self.name, direction=direction, light=config.light, img_size=config.img_size,
                          io="float", precision="fp32", dynamic_hw=config.light, size_multiple=SIZE_MULTIPLE,
                          step=int(ckpt.get("start_iter", 0)),
-                         averaged_steps=",".join(map(str, (ckpt.get("config") or {}).get("averaged_steps", []))))
+                         averaged_steps=",".join(map(str, (ckpt.get("config") or {}).get("averaged_steps", []))),
+                         latent_dim=config.latent_dim)
         return nice_translator(nets, direction), info
 
 

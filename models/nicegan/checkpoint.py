@@ -35,6 +35,7 @@ class NiceConfig:
     light: bool = True
     img_ch: int = 3
     residual: bool = False  # not in the official code (ResnetGenerator); official files store no config
+    latent_dim: int = 0     # MSGAN's latent code (not in the official code either)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +69,7 @@ class NiceNetworks:
 def build_networks(config: NiceConfig) -> NiceNetworks:
     def generator() -> ResnetGenerator:
         return ResnetGenerator(config.img_ch, config.img_ch, config.ch, config.n_res, config.img_size, config.light,
-                               config.residual)
+                               config.residual, config.latent_dim)
 
     def discriminator() -> Discriminator:
         return Discriminator(config.img_ch, config.ch, config.n_dis)
@@ -84,7 +85,8 @@ def infer_config(ckpt: dict[str, Any], default_img_size: int = 256) -> NiceConfi
     """Recover the architecture from tensor shapes (official checkpoints store no config).
 
     A light generator's shapes do not depend on img_size; the stored `config` wins when
-    present, else `default_img_size` (the official default, 256) is assumed.
+    present, else `default_img_size` (the official default, 256) is assumed. The latent size
+    comes from the stored config (official files have none: 0).
     """
     gen, dis = ckpt["gen2B"], ckpt["disA"]
     last = gen["UpBlock2.17.weight"]
@@ -92,15 +94,16 @@ def infer_config(ckpt: dict[str, Any], default_img_size: int = 256) -> NiceConfi
     n_res = sum(1 for k in gen if k.startswith("UpBlock1_") and k.endswith(".conv1.weight"))
     global_out = int(dis["Dis1_1.1.weight_orig"].shape[0])
     n_dis = int(round(math.log2(global_out / ch))) + 2
-    fc_in = int(gen["FC.0.weight"].shape[1])
-    light = fc_in == ch * 4
     stored = ckpt.get("config") or {}
+    latent_dim = int(stored.get("latent_dim", 0))
+    fc_in = int(gen["FC.0.weight"].shape[1]) - latent_dim
+    light = fc_in == ch * 4
     if light:
         img_size = int(stored.get("img_size", default_img_size))
     else:
         img_size = 4 * int(round(math.sqrt(fc_in / (ch * 4))))
     return NiceConfig(img_size=img_size, ch=ch, n_res=n_res, n_dis=n_dis, light=light, img_ch=img_ch,
-                      residual=bool(stored.get("residual", False)))
+                      residual=bool(stored.get("residual", False)), latent_dim=latent_dim)
 
 
 def is_nice_checkpoint(ckpt: dict[str, Any]) -> bool:

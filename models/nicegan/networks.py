@@ -13,6 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
+from nicegan.models.latent import latent_or_zeros
+
 NORM_EPS = 1e-5
 
 
@@ -109,10 +111,18 @@ class ResnetGenerator(nn.Module):
     source image the encoder saw, clamped to [-1, 1]: the generator then decodes only the change,
     and the source's fine detail, which the encoder's 1/4-resolution z cannot carry, passes through.
     Its last conv starts at zero, so every residual path starts as the identity.
+
+    `latent_dim` > 0 (MSGAN, not in the official code): a latent code enters the MLP that makes
+    every adaILN's gamma and beta, as extra columns of `FC.0` (same keys, a wider weight, so the
+    official code cannot load it). The code is global, like gamma and beta: it changes the look,
+    not the layout. The columns keep PyTorch's default initialisation: zero columns would make
+    every code give the same image, and the mode-seeking term 1 / (lz + 1e-5) start at 1e5.
+    A latent generator also has `latent_regressor`, which reads the code back from the target
+    domain's encoding of its output (`regress_latent`; trained by `--latent-regression` only).
     """
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 6,
-                 img_size: int = 256, light: bool = False, residual: bool = False):
+                 img_size: int = 256, light: bool = False, residual: bool = False, latent_dim: int = 0):
         super().__init__()
         self.input_nc = input_nc
         self.output_nc = output_nc
@@ -121,8 +131,9 @@ class ResnetGenerator(nn.Module):
         self.img_size = img_size
         self.light = light
         self.residual = residual
+        self.latent_dim = latent_dim
         width = ngf * 4
-        fc_in = width if light else (img_size // 4) * (img_size // 4) * width
+        fc_in = (width if light else (img_size // 4) * (img_size // 4) * width) + latent_dim
         # Registration order mirrors the official code so state_dict() lists keys identically.
         self.relu = nn.ReLU(True)
         self.gamma = nn.Linear(width, width, bias=False)
@@ -147,20 +158,31 @@ class ResnetGenerator(nn.Module):
         )
         if residual:
             nn.init.zeros_(self.UpBlock2[-2].weight)
+        if latent_dim:
+            self.latent_regressor = nn.Linear(width // 2, latent_dim)
 
-    def style(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """gamma, beta shared by every adaILN, from the UpBlock0 feature map."""
+    def regress_latent(self, code: torch.Tensor) -> torch.Tensor:
+        """The latent code read back from an encoder's code (B, 2*ngf, h, w) of this generator's output."""
+        return self.latent_regressor(code.float().mean(dim=(2, 3)))
+
+    def style(self, x: torch.Tensor, latent: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """gamma, beta shared by every adaILN, from the UpBlock0 feature map (and the latent code)."""
         if self.light:
             pooled = F.adaptive_avg_pool2d(x, 1)
-            hidden = self.FC(pooled.view(pooled.shape[0], -1))
+            features = pooled.view(pooled.shape[0], -1)
         else:
-            hidden = self.FC(x.reshape(x.shape[0], -1))
+            features = x.reshape(x.shape[0], -1)
+        if self.latent_dim:
+            features = torch.cat([features, latent_or_zeros(latent, features, self.latent_dim)], 1)
+        hidden = self.FC(features)
         return self.gamma(hidden), self.beta(hidden)
 
-    def forward(self, z: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
-        """The image for z; a residual generator needs the `source` image that z encodes."""
+    def forward(self, z: torch.Tensor, source: torch.Tensor | None = None,
+                latent: torch.Tensor | None = None) -> torch.Tensor:
+        """The image for the encoder's code z; a residual generator needs the `source` image that z
+        encodes; a latent generator takes its `latent` code ((1 or B, latent_dim); none: zeros)."""
         x = self.UpBlock0(z)
-        gamma, beta = self.style(x)
+        gamma, beta = self.style(x, latent)
         for i in range(self.n_blocks):
             x = getattr(self, f"UpBlock1_{i + 1}")(x, gamma, beta)
         decoded = self.UpBlock2(x)

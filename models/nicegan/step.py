@@ -10,9 +10,13 @@ Less work: the generator forward of the D step and the real-image encodings of t
 without autograd (nothing differentiates through them), and D parameters are frozen during the
 G step so its backward computes no discriminator gradients.
 
-Two additions, both off by default: `residual` generators (see ResnetGenerator) and
+Three additions, all off by default: `residual` generators (see ResnetGenerator),
 `identity_init` steps of autoencoder training before step 1 (`IdentityInit`), so that every
-translation starts as the identity mapping.
+translation starts as the identity mapping, and MSGAN's latent codes (nicegan.models.latent): the
+translations get random codes, the cycles' second legs and the reconstructions the zero code, and
+the mode-seeking term (and the optional latent regression, whose code is read back from the target
+domain's encoding of each translation) goes into the G step only, so the encoders are still
+trained by the D step alone.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 from torch.nn.utils.spectral_norm import SpectralNorm
 
+from nicegan.models.latent import LatentCodes, latent_regression_loss
 from nicegan.models.nicegan.checkpoint import NiceNetworks
 from nicegan.models.nicegan.losses import LossWeights, discriminator_domain_loss, generator_adversarial_loss, l1
 from nicegan.trainer.step import GanStep, GradSync, frozen, set_learning_rate
@@ -79,9 +84,10 @@ class TrainStep(GanStep):
 
     def __init__(self, nets: NiceNetworks, g_optim: torch.optim.Optimizer, d_optim: torch.optim.Optimizer,
                  weights: LossWeights = LossWeights(), amp: str = "off", device: torch.device | str = "cpu",
-                 grad_sync: GradSync | None = None):
+                 grad_sync: GradSync | None = None, codes: LatentCodes | None = None):
         super().__init__(g_optim, d_optim, amp, device, grad_sync)
         self.nets, self.weights = nets, weights
+        self.codes = codes or LatentCodes()
         if self.amp_dtype is not None:
             for dis in (nets.disA, nets.disB):
                 keep_spectral_norm_fp32(dis, self.device.type)
@@ -95,8 +101,8 @@ class TrainStep(GanStep):
             real_a_out = n.disA(real_a)
             real_b_out = n.disB(real_b)
             with torch.no_grad():  # the official code detaches these fakes: no graph needed at all
-                fake_a2b = n.gen2B(real_a_out[4].detach(), real_a)
-                fake_b2a = n.gen2A(real_b_out[4].detach(), real_b)
+                fake_a2b = self.codes.random_translation(n.gen2B, real_a_out[4].detach(), real_a)
+                fake_b2a = self.codes.random_translation(n.gen2A, real_b_out[4].detach(), real_b)
             fake_a_out = n.disA(fake_b2a)
             fake_b_out = n.disB(fake_a2b)
             d_loss_a = discriminator_domain_loss(real_a_out, fake_a_out, w.adv)
@@ -112,12 +118,13 @@ class TrainStep(GanStep):
             with torch.no_grad():  # full forwards (heads too) keep the official SN power iterations
                 real_a_z = n.disA(real_a)[4]
                 real_b_z = n.disB(real_b)[4]
-            fake_a2b = n.gen2B(real_a_z, real_a)
-            fake_b2a = n.gen2A(real_b_z, real_b)
-            fake_a_out = n.disA(fake_b2a)
-            fake_b_out = n.disB(fake_a2b)
-            fake_b2a2b = n.gen2B(fake_a_out[4], fake_b2a)  # cycle through the target domain's encoder
-            fake_a2b2a = n.gen2A(fake_b_out[4], fake_a2b)
+            a2b = self.codes.translations(n.gen2B, real_a_z, real_a)
+            b2a = self.codes.translations(n.gen2A, real_b_z, real_b)
+            fake_a_out = n.disA(b2a.judged)
+            fake_b_out = n.disB(a2b.judged)
+            # cycle through the target domain's encoder (a latent generator gets the zero code here)
+            fake_b2a2b = n.gen2B(b2a.of_fake(fake_a_out[4]), b2a.fake)
+            fake_a2b2a = n.gen2A(a2b.of_fake(fake_b_out[4]), a2b.fake)
             fake_a2a = n.gen2A(real_a_z, real_a)  # recon: source encoder, other generator
             fake_b2b = n.gen2B(real_b_z, real_b)
             adv_a, adv_b = generator_adversarial_loss(fake_a_out), generator_adversarial_loss(fake_b_out)
@@ -126,9 +133,19 @@ class TrainStep(GanStep):
             g_loss_a = w.adv * adv_a + w.cycle * cycle_a + w.recon * recon_a
             g_loss_b = w.adv * adv_b + w.cycle * cycle_b + w.recon * recon_b
             g_loss = g_loss_a + g_loss_b
+            extra, latent = {}, self.codes.settings
+            if latent.seeks_modes:
+                extra["g_ms"] = a2b.mode_seeking + b2a.mode_seeking
+                g_loss = g_loss + latent.ms_weight * extra["g_ms"]
+            if latent.regresses:  # the code read back by the target domain's encoder of each translation
+                extra["g_latent"] = (
+                    latent_regression_loss(n.gen2B.regress_latent(a2b.of_fake(fake_b_out[4])), a2b.latent)
+                    + latent_regression_loss(n.gen2A.regress_latent(b2a.of_fake(fake_a_out[4])), b2a.latent))
+                g_loss = g_loss + latent.regression_weight * extra["g_latent"]
             self.apply_loss(g_loss, self.g_optim, self.g_scaler, self.g_params)
-        return {"g_loss": g_loss.detach(), "g_adv": (adv_a + adv_b).detach(),
-                "g_cycle": (cycle_a + cycle_b).detach(), "g_recon": (recon_a + recon_b).detach()}
+        losses = {"g_loss": g_loss, "g_adv": adv_a + adv_b, "g_cycle": cycle_a + cycle_b,
+                  "g_recon": recon_a + recon_b, **extra}
+        return {key: value.detach() for key, value in losses.items()}
 
     def __call__(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
         for module in self.nets.as_dict().values():

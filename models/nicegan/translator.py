@@ -63,15 +63,16 @@ class FoldedEncoder(nn.Module):
 
 
 class NiceTranslator(nn.Module):
-    """float32 NCHW RGB in [-1, 1] -> same: the deployed NICE-GAN path, no discriminator heads."""
+    """float32 NCHW RGB in [-1, 1] -> same: the deployed NICE-GAN path, no discriminator heads; a
+    latent model also takes its code, (1, latent_dim)."""
 
     def __init__(self, dis: Discriminator, gen: ResnetGenerator):
         super().__init__()
         self.encoder = FoldedEncoder(dis)
         self.gen = gen.eval()  # shared, not copied: the full model's generator holds 1 GB
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gen(self.encoder(x), x)
+    def forward(self, x: torch.Tensor, latent: torch.Tensor | None = None) -> torch.Tensor:
+        return self.gen(self.encoder(x), x, latent)
 
 
 def nice_translator(nets: NiceNetworks, direction: str) -> nn.Module:

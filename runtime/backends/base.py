@@ -3,6 +3,10 @@
 The runtime hands a backend a batch of frames as OpenCV decodes them (uint8, NHWC, BGR) and
 gets the translated batch back in the same layout; whatever the model's own I/O is (uint8
 graph, float graph, PyTorch module, TensorRT engine), the conversion lives in the backend.
+
+A latent (multimodal) model also gets its code on every call: `latent`, the code of one seed
+(`use_seed`, seed 0 until a job chooses another), the same for every frame of a job, so that a
+video keeps one look.
 """
 from __future__ import annotations
 
@@ -11,11 +15,18 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from nicegan.errors import NiceganError
-from nicegan.export.metadata import ModelInfo
+from nicegan.export.metadata import ModelInfo, latent_for_seed
 
 
 class BackendError(NiceganError, RuntimeError):
     """A model that cannot run on this backend; the message names the file and the fix."""
+
+
+def refuse_without_latent(info: ModelInfo, option: str) -> None:
+    """`option` (--seed, --samples) chooses a latent model's code: a deterministic model refuses it."""
+    if not info.latent_dim:
+        raise BackendError(f"{option}: this model has no latent code (latent_dim 0), so it has one translation "
+                           "per image; drop it, or use a model trained with --latent-dim (e.g. 8)")
 
 
 class Backend(ABC):
@@ -23,6 +34,15 @@ class Backend(ABC):
 
     def __init__(self, info: ModelInfo):
         self.info = info
+        self.seed: int | None = None
+        self.latent: np.ndarray | None = None   # float32 (1, latent_dim) of a latent model
+        if info.latent_dim:
+            self.use_seed(0)
+
+    def use_seed(self, seed: int) -> None:
+        """Translate with the latent code of `seed` from now on (export.metadata.latent_for_seed)."""
+        refuse_without_latent(self.info, f"--seed {seed}")
+        self.seed, self.latent = seed, latent_for_seed(seed, self.info.latent_dim)
 
     @property
     @abstractmethod

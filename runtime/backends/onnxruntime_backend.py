@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from nicegan.export.metadata import ModelInfo, model_info_from_onnx
+from nicegan.export.metadata import LATENT_NAME, ModelInfo, model_info_from_onnx
 from nicegan.runtime.backends.base import Backend, BackendError, bgr_to_float, float_to_bgr
 
 
@@ -24,7 +24,7 @@ class ONNXRuntimeBackend(Backend):
         except Exception as exc:  # ORT raises its own exception types for every load failure
             raise BackendError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]}); "
                                "re-export it with `nicegan export onnx`") from exc
-        self._input = self.session.get_inputs()[0]
+        self._input = _frames_input(self.session)
         super().__init__(_model_info(self.session))
         self._float_io = self.info.io == "float"
 
@@ -38,8 +38,10 @@ class ONNXRuntimeBackend(Backend):
         return f"CPU ({threads} threads)"
 
     def infer(self, frames: np.ndarray) -> np.ndarray:
-        feed = bgr_to_float(frames) if self._float_io else frames
-        out = self.session.run(None, {self._input.name: feed})[0]
+        feeds = {self._input.name: bgr_to_float(frames) if self._float_io else frames}
+        if self.latent is not None:
+            feeds[LATENT_NAME] = self.latent
+        out = self.session.run(None, feeds)[0]
         return float_to_bgr(out) if self._float_io else out
 
     def close(self) -> None:
@@ -57,8 +59,13 @@ def _providers(device: str | None) -> list:
     return ["CPUExecutionProvider"]
 
 
+def _frames_input(session: ort.InferenceSession):
+    """The graph input that takes the frames: the one that is not a latent model's code."""
+    return next(i for i in session.get_inputs() if i.name != LATENT_NAME)
+
+
 def _model_info(session: ort.InferenceSession) -> ModelInfo:
-    graph_input = session.get_inputs()[0]
+    graph_input = _frames_input(session)
     uint8 = graph_input.type == "tensor(uint8)"
     height, width = graph_input.shape[1:3] if uint8 else graph_input.shape[2:4]
     return model_info_from_onnx(session.get_modelmeta().custom_metadata_map, uint8, height, width)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from nicegan.common import cpu_extensions, cpu_threads
-from nicegan.export.metadata import ModelInfo, model_info_from_onnx
+from nicegan.export.metadata import LATENT_NAME, ModelInfo, model_info_from_onnx
 from nicegan.runtime.backends.base import Backend, BackendError, bgr_to_float, float_to_bgr
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -144,6 +144,7 @@ class OpenVINOBackend(Backend):
         requests = 1 if mode == "latency" else int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self._requests = [self.compiled.create_infer_request() for _ in range(max(1, requests))]
         self._float_io = self.info.io == "float"
+        self._frames_port, self._latent_port = _input_ports(self.compiled)
 
     def _read(self) -> Any:
         if not self.path.is_file():
@@ -186,7 +187,10 @@ class OpenVINOBackend(Backend):
         chunks = np.array_split(feed, min(len(self._requests), len(feed)))
         busy = list(zip(self._requests, chunks))
         for request, chunk in busy:
-            request.start_async({0: chunk})
+            inputs = {self._frames_port: chunk}
+            if self.latent is not None:
+                inputs[self._latent_port] = self.latent
+            request.start_async(inputs)
         outputs = []
         for request, _ in busy:
             request.wait()
@@ -217,12 +221,19 @@ def describe_device(device: str | None) -> str:
     return f"{name} ({full}), precision auto: {_precision_note(name, precision, 'auto')}"
 
 
+def _input_ports(model: Any) -> tuple[int, int | None]:
+    """The indices of the frames input and of a latent model's code (None without one)."""
+    latent = [i for i, port in enumerate(model.inputs) if LATENT_NAME in port.get_names()]
+    frames = next(i for i in range(len(model.inputs)) if i not in latent)
+    return frames, (latent[0] if latent else None)
+
+
 def _model_info(model: Any) -> ModelInfo:
     """nicegan.* metadata, kept by OpenVINO under rt_info["framework"] for ONNX files and IR alike."""
     props = {}
     if model.has_rt_info(["framework"]):
         props = {key: str(value) for key, value in _framework_info(model).items()}
-    graph_input = model.input(0)
+    graph_input = model.input(_input_ports(model)[0])
     uint8 = graph_input.get_element_type().get_type_name() == "u8"
     shape = graph_input.get_partial_shape()
     dims = [d.get_length() if d.is_static else None for d in shape]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nicegan.common import file_sha256
+from nicegan.export.metadata import LATENT_NAME
 from nicegan.export.to_tensorrt import (
     TensorRTError,
     engine_mismatch,
@@ -56,11 +57,12 @@ class TensorRTBackend(Backend):
         with self._memory.current():
             self._runtime, self._engine = self._deserialize()
             self._context = self._engine.create_execution_context()
-        self._input, self._output = self._io_names()
-        self._in_dtype = np.dtype(self._trt.nptype(self._engine.get_tensor_dtype(self._input)))
-        self._out_dtype = np.dtype(self._trt.nptype(self._engine.get_tensor_dtype(self._output)))
+        self._input, self._latent_input, self._output = self._io_names()
+        self._in_dtype = self._dtype(self._input)
+        self._out_dtype = self._dtype(self._output)
         self._profile = [_dims(s) for s in self._engine.get_tensor_profile_shape(self._input, 0)]
-        self._staging = {self._input: Staging(self._memory), self._output: Staging(self._memory)}
+        self._staging = {name: Staging(self._memory) for name in (self._input, self._latent_input, self._output)
+                         if name is not None}
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -84,14 +86,21 @@ class TensorRTBackend(Backend):
                                f"{_rebuild_hint(self.path)}")
         return runtime, engine
 
-    def _io_names(self) -> tuple[str, str]:
+    def _io_names(self) -> tuple[str, str | None, str]:
+        """(frames input, a latent model's code input or None, output)."""
         engine, modes = self._engine, self._trt.TensorIOMode
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == modes.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == modes.OUTPUT]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise BackendError(f"{self.path}: expected one input and one output tensor, found {inputs} -> {outputs}")
-        return inputs[0], outputs[0]
+        frames = [n for n in inputs if n != LATENT_NAME]
+        expected = ["frames"] + ([LATENT_NAME] if self.info.latent_dim else [])
+        if len(inputs) != len(expected) or len(frames) != 1 or len(outputs) != 1:
+            raise BackendError(f"{self.path}: expected the inputs {' and '.join(expected)} and one output, found "
+                               f"{inputs} -> {outputs}; {_rebuild_hint(self.path)}")
+        return frames[0], (LATENT_NAME if self.info.latent_dim else None), outputs[0]
+
+    def _dtype(self, name: str | None) -> np.dtype | None:
+        return None if name is None else np.dtype(self._trt.nptype(self._engine.get_tensor_dtype(name)))
 
     # --- inference -------------------------------------------------------------------------
 
@@ -138,6 +147,8 @@ class TensorRTBackend(Backend):
         ctx, memory = self._context, self._memory
         if not ctx.set_input_shape(self._input, x.shape):
             raise BackendError(f"{self.path}: TensorRT refused input shape {x.shape}; {_rebuild_hint(self.path)}")
+        if self._latent_input is not None:
+            self._bind_latent()
         out_shape = _dims(ctx.get_tensor_shape(self._output))
         in_host, in_dev = self._staging[self._input].ensure(x.nbytes)
         out_nbytes = int(np.prod(out_shape)) * self._out_dtype.itemsize
@@ -151,6 +162,17 @@ class TensorRTBackend(Backend):
         memory.dtoh(out_host, out_dev)
         memory.synchronize()
         return self._frames(out_host.view(self._out_dtype).reshape(out_shape))
+
+    def _bind_latent(self) -> None:
+        """The job's latent code (Backend.latent), copied to its device buffer before each run."""
+        name, ctx, memory = self._latent_input, self._context, self._memory
+        code = self.latent.astype(self._dtype(name))
+        if not ctx.set_input_shape(name, code.shape):
+            raise BackendError(f"{self.path}: TensorRT refused the latent shape {code.shape}; {_rebuild_hint(self.path)}")
+        host, device = self._staging[name].ensure(code.nbytes)
+        host.view(code.dtype).reshape(code.shape)[...] = code
+        memory.htod(device, host)
+        ctx.set_tensor_address(name, memory.address(device))
 
     def close(self) -> None:
         with self._memory.current():

@@ -63,10 +63,11 @@ class TorchBackend(Backend):
 
     def infer(self, frames: np.ndarray) -> np.ndarray:
         batch = torch.from_numpy(np.ascontiguousarray(frames)).to(self._device, non_blocking=True)
+        code = () if self.latent is None else (torch.from_numpy(self.latent).to(self._device),)
         autocast = torch.autocast(self._device.type, dtype=_AUTOCAST[self.precision]) \
             if self.precision in _AUTOCAST else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
-            return self.module(batch).cpu().numpy()
+            return self.module(batch, *code).cpu().numpy()
 
     def close(self) -> None:
         self.module = None
