@@ -63,8 +63,6 @@ class StyleGraph:
         except cv2.error as exc:
             raise BackendError(f"{path}: OpenCV cannot read this style encoder ({str(exc).strip()[:160]}); "
                                "re-export the checkpoint with `nicegan export onnx`") from None
-        self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-        self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
 
     def __call__(self, reference: np.ndarray) -> np.ndarray:
         self.net.setInput(reference)

@@ -20,7 +20,8 @@ class StyledTranslator(nn.Module):
 
     def __init__(self, generator: Generator):
         super().__init__()
-        self.gen = generator.eval()
+        self.gen = generator
+        self.eval()   # the wrapper too: an exporter restores the mode it found, recursively
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         return self.gen.decode(self.gen.cnt_encoder(x), style)
@@ -32,7 +33,9 @@ class StyleEncoder(nn.Module):
 
     def __init__(self, guiding: GuidingNet):
         super().__init__()
-        self.guiding = guiding.eval()
+        self.guiding = guiding
+        self.eval()   # the wrapper too: torch.onnx.export restores the mode it found, recursively, and a
+        # train-mode wrapper would put the BatchNorms back on batch statistics
 
     def forward(self, reference: torch.Tensor) -> torch.Tensor:
         return self.guiding.moco(reference)
