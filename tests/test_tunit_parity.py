@@ -39,12 +39,7 @@ PHASES = (Phase(joint=False, ema=False, starts_ema=False, ends_epoch=False),
           Phase(joint=True, ema=True, starts_ema=False, ends_epoch=False))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def trained_like(seed: int = 0):
