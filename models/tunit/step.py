@@ -100,7 +100,13 @@ def copy_norm_statistics(target: torch.nn.Module, source: torch.nn.Module) -> No
 
 
 class MocoQueue:
-    """The keys of the last iterations, the contrastive losses' negatives."""
+    """The keys of the last iterations, the contrastive losses' negatives.
+
+    It carries on from one official epoch to the next, as MoCo intends. The official trainFunc
+    rebinds a local `queue` that it never hands back, so each of its epochs restarts from the
+    queue initialised before training (one batch of the initial C_EMA's keys) and the first 32
+    iterations of an epoch see stale negatives; that is not reproduced (tests/test_tunit_parity.py
+    covers iterations within an epoch, where both agree)."""
 
     def __init__(self, keys: torch.Tensor, size: int = QUEUE_SIZE):
         self.keys, self.size = keys, size
