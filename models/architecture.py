@@ -41,6 +41,7 @@ class DataSettings:
     # The training transform (PIL image, generator -> tensor); None: flip, resize to load_size, crop.
     transform: Callable[..., torch.Tensor] | None = None
     test_count: int = 0             # test images of each stream the model needs, if more than --n-samples
+    spread_test: bool = False       # take them evenly spaced over the sorted test folder, not the first ones
 
 
 class Schedule(Protocol):

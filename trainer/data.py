@@ -258,12 +258,22 @@ class InfiniteBatches:
         return self
 
 
+def spread_order(n: int, count: int) -> list[int]:
+    """0..n-1 with `count` evenly spaced indices first (then the others, to stand in for unreadable ones)."""
+    first = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(min(count, n))})
+    chosen = set(first)
+    return first + [i for i in range(n) if i not in chosen]
+
+
 def fixed_test_images(folder: str | os.PathLike, img_size: int, count: int,
-                      resample: Image.Resampling = Image.Resampling.BILINEAR, hint: str = LAYOUT_HINT) -> torch.Tensor:
-    """The first `count` readable test images (sorted names), for sample grids that stay comparable."""
+                      resample: Image.Resampling = Image.Resampling.BILINEAR, hint: str = LAYOUT_HINT,
+                      spread: bool = False) -> torch.Tensor:
+    """`count` readable test images, for sample grids that stay comparable: the first ones (sorted
+    names), or with `spread` ones evenly spaced over the sorted list (a folder of sub-folders, whose
+    first images would all come from the first sub-folder)."""
     dataset = ImageFolderDataset(folder, eval_transform(img_size, resample), hint)
     images = []
-    for index in range(len(dataset)):
+    for index in (spread_order(len(dataset), count) if spread else range(len(dataset))):
         item = dataset[index]
         if isinstance(item, torch.Tensor):
             images.append(item)

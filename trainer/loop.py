@@ -226,7 +226,7 @@ class Trainer:
         count = max(o.n_samples, settings.test_count)
         if c.is_main and count > 0:
             self.sample_images = {stream: fixed_test_images(folders[folder], o.img_size, count, settings.resample,
-                                                            settings.layout.hint).to(self.device)
+                                                            settings.layout.hint, settings.spread_test).to(self.device)
                                   for stream, folder in settings.layout.test.items()}
             self.model.attach_test_images(self.sample_images)
 

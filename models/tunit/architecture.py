@@ -42,7 +42,7 @@ from nicegan.models.tunit.step import (
 )
 from nicegan.models.tunit.translator import StyledTranslator, StyleEncoder
 from nicegan.models.tunit.views import TwoViews, split_views
-from nicegan.trainer.data import DataLayout
+from nicegan.trainer.data import DataLayout, spread_order
 from nicegan.trainer.options import TrainError, TrainOptions, flag
 from nicegan.trainer.step import GradSync
 
@@ -190,7 +190,8 @@ class TunitModel(TrainingModel):
         if not self.n_samples:
             return []
         test = images[STREAM]
-        sources = test[:self.n_samples]
+        # Spread over the test images too: the first ones would often all come from one sub-folder.
+        sources = test[torch.tensor(spread_order(len(test), self.n_samples)[:self.n_samples])]
         generator = self.nets.G_EMA if self.ema_started else self.nets.G
         styles, counts, labels = domain_styles(self.nets.C, self.nets.C_EMA, test, self.config.k)
         return [("reference", *reference_grid(generator, self.nets.C_EMA, sources)),
@@ -223,7 +224,7 @@ class Tunit(Architecture):
     def data_settings(self, options: TrainOptions) -> DataSettings:
         return DataSettings(load_size=options.img_size, resample=Image.Resampling.BILINEAR, layout=LAYOUT,
                             transform=TwoViews(options.img_size, options.color_jitter),
-                            test_count=DOMAIN_STYLE_IMAGES)
+                            test_count=DOMAIN_STYLE_IMAGES, spread_test=True)
 
     def schedule(self, options: TrainOptions, iters_per_epoch: int) -> TunitSchedule:
         return tunit_schedule(options)
