@@ -52,8 +52,11 @@ def main() -> None:
               help="Run folder: latest.pt, checkpoints/, samples/, log.csv, config.json (CycleGAN: also the "
                    "official latest_net_{G_A,G_B,D_A,D_B}.pth and {EPOCH}_net_*.pth).")
 @click.option("--arch", type=click.Choice(ARCHITECTURES), default="nicegan", show_default=True,
-              help="Model family: nicegan (NICE-GAN) or cyclegan (CycleGAN, junyanz/pytorch-CycleGAN-and-pix2pix).")
-@click.option("--img-size", default=256, show_default=True, help="Training crop size (multiple of 4).")
+              help="Model family: nicegan (NICE-GAN), cyclegan (CycleGAN, junyanz/pytorch-CycleGAN-and-pix2pix) or "
+                   "tunit (TUNIT, clovaai/tunit: one unlabelled folder DATA_ROOT/train, K pseudo-domains, the style of "
+                   "a reference image).")
+@click.option("--img-size", default=256, show_default=True,
+              help="Training crop size (multiple of 4; TUNIT: the square resize, a power of two >= 32, officially 128).")
 @click.option("--load-size", default=0, show_default=True,
               help="Resize training images to this square before the random crop (0: the official, NICE-GAN "
                    "img-size + 30 bilinear, CycleGAN 286 bicubic). A light NICE-GAN or a CycleGAN trained on small "
@@ -62,10 +65,13 @@ def main() -> None:
               help="Total iterations. NICE-GAN: lr decays linearly to 0 over the second half. CycleGAN: the "
                    "epochs it spans (an epoch: max(|trainA|, |trainB|) images) follow the official per-epoch "
                    "schedule, half at the full rate, half decaying.")
-@click.option("--batch-size", default=1, show_default=True)
-@click.option("--lr", default=0.0, show_default="NICE-GAN 1e-4, CycleGAN 2e-4", help="Adam's learning rate.")
+@click.option("--batch-size", default=0, show_default="NICE-GAN and CycleGAN 1, TUNIT 32")
+@click.option("--lr", default=0.0, show_default="NICE-GAN 1e-4, CycleGAN 2e-4, TUNIT 1e-4",
+              help="The learning rate (TUNIT: of C's Adam and of G's and D's RMSprop).")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--ch", default=64, show_default=True, help="NICE-GAN: base channel count.")
+@click.option("--ch", default=64, show_default=True,
+              help="NICE-GAN, TUNIT: base channel count (TUNIT: of all three networks; its generator halves it from "
+                   "256 px on, as officially).")
 @click.option("--n-res", default=6, show_default=True, help="NICE-GAN: residual blocks in each generator.")
 @click.option("--n-dis", default=0, show_default="7, or the deepest that --img-size fits",
               help="NICE-GAN: discriminator depth (>= 6; 6 needs crops of at least 48 px, 7 of 96).")
@@ -115,6 +121,20 @@ def main() -> None:
               help="NICE-GAN, MSGAN: weight of the latent regression ||R(E(G(x, z))) - z||_1 (DRIT uses 10), which "
                    "reads the code back from the target encoder's view of each translation, against invisible "
                    "\"z-noise\" that only the cycle decodes (0: off).")
+@click.option("--k", default=10, show_default=True, help="TUNIT: pseudo-domains (the official --output_k).")
+@click.option("--sty-dim", default=128, show_default=True, help="TUNIT: style code size.")
+@click.option("--separated", default=0, show_default="65/200 of --iters (65,000 of 200,000)",
+              help="TUNIT: iterations that train the guiding network alone, before the joint training.")
+@click.option("--ema-start", default=0, show_default="66/200 of --iters",
+              help="TUNIT: the iteration from which G_EMA, the generator that translates, averages G.")
+@click.option("--w-adv", default=1.0, show_default=True, help="TUNIT: weight of the generator's adversarial losses.")
+@click.option("--w-rec", default=0.1, show_default=True, help="TUNIT: weight of the image reconstruction G(x, C(x)).")
+@click.option("--w-vec", default=0.01, show_default=True,
+              help="TUNIT: weight of the style contrastive loss of the translation's style.")
+@click.option("--w-gp", default=10.0, show_default=True, help="TUNIT: weight of R1 on real images.")
+@click.option("--color-jitter/--no-color-jitter", default=True, show_default=True,
+              help="TUNIT: colour jitter in the guiding network's augmented view, which makes the pseudo-domains "
+                   "colour-blind (the official two-domain sets, summer2winter and photo2ukiyoe, train without it).")
 @click.option("--workers", default=2, show_default=True, help="DataLoader worker processes per domain.")
 @click.option("--threads", default=0, show_default=True,
               help="torch CPU threads (0: the cores not busy with other processes).")
@@ -138,8 +158,8 @@ def main() -> None:
 @click.pass_context
 def train_command(ctx: click.Context, data_root: str, out: str, **kwargs) -> None:
     """Train NICE-GAN (or, with --arch cyclegan, CycleGAN) on DATA_ROOT/{trainA,trainB,testA,testB},
-    with the official defaults; each family's own options are marked NICE-GAN: or CycleGAN:, and
-    one of another family is refused.
+    or TUNIT (--arch tunit) on DATA_ROOT/{train,test}, with the official defaults; each family's own
+    options are marked NICE-GAN:, CycleGAN: or TUNIT:, and one of another family is refused.
 
     Multi-GPU: torchrun --nproc_per_node=N -m nicegan.cli train DATA_ROOT --out RUN_DIR ... (batch size per GPU)."""
     from nicegan.trainer.loop import train
@@ -191,17 +211,24 @@ def export_group() -> None:
 @click.option("--no-parity", is_flag=True, help="Skip the ONNX Runtime parity check (not recommended).")
 @click.option("--parity-image", "parity_images", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Real image(s) for the parity check [default: scikit-image's photos when installed].")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False), default=None, metavar="IMG",
+              help="TUNIT: bake the style of this reference image into a one-input graph [default: the graph takes "
+                   "the style as a second input, chosen at run time by translate --reference/--domain, and its "
+                   "style encoder goes to NAME_style.onnx beside it].")
+@click.option("--domain", type=click.IntRange(min=0), default=None, metavar="K",
+              help="TUNIT: bake pseudo-domain K's mean style (over the run's test images) into a one-input graph.")
 def export_onnx_command(checkpoint: str, output: str | None, direction: str, io: str, target: str,
                         opset: int | None, fp16: bool, batch: int | None, height: int | None,
                         width: int | None, img_size: int, scale: int, no_simplify: bool, no_parity: bool,
-                        parity_images: tuple[str, ...]) -> None:
-    """Export CHECKPOINT (a NICE-GAN .pt, a CycleGAN run's latest.pt or a CycleGAN generator .pth) to ONNX,
-    checked against PyTorch."""
+                        parity_images: tuple[str, ...], reference: str | None, domain: int | None) -> None:
+    """Export CHECKPOINT (a NICE-GAN .pt, a CycleGAN run's latest.pt or a CycleGAN generator .pth, a TUNIT
+    run's latest.pt) to ONNX, checked against PyTorch."""
     from nicegan.export.to_onnx import export_onnx
     report = export_onnx(checkpoint, output, direction=direction, io=io, target=target, opset=opset,
                          fp16=fp16, batch=batch, height=height, width=width, simplify=not no_simplify,
                          parity=not no_parity, real_images=list(parity_images) or None,
-                         default_img_size=img_size, scale=scale, log=click.echo)
+                         default_img_size=img_size, scale=scale, reference=reference, domain=domain,
+                         log=click.echo)
     click.echo(f"wrote {report.output}")
 
 
@@ -388,12 +415,19 @@ def _open_backend(model: str | None, backend: str, device: str | None, half: boo
 @click.option("--samples", type=click.IntRange(min=1), default=None, metavar="K",
               help="Latent models: K variants of every image or video, seeds SEED..SEED+K-1, written as "
                    "NAME_s{SEED}.EXT (the seed in the name).")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False), default=None, metavar="IMG",
+              help="TUNIT models: translate into the style of this image, one style for every image and every frame "
+                   "of a video (a checkpoint, or an export made without --reference/--domain) [default: the first "
+                   "pseudo-domain's mean style].")
+@click.option("--domain", type=click.IntRange(min=0), default=None, metavar="K",
+              help="TUNIT models: translate into pseudo-domain K's mean style.")
 @_scale_options
 def translate_command(input_spec: str, output_spec: str | None, model: str | None, backend: str, device: str | None,
                       precision: str, threads: int, half: bool, direction: str, scale: int, no_progress: bool,
-                      seed: int | None, samples: int | None, engine: str, address: str | None, num_workers: int,
-                      gpus_per_worker: float, cpus_per_worker: float, part_size: int, shard: str | None,
-                      shard_count: int | None, report_only: bool, **options) -> None:
+                      seed: int | None, samples: int | None, reference: str | None, domain: int | None, engine: str,
+                      address: str | None, num_workers: int, gpus_per_worker: float, cpus_per_worker: float,
+                      part_size: int, shard: str | None, shard_count: int | None, report_only: bool,
+                      **options) -> None:
     """Translate INPUT into OUTPUT with MODEL.
 
     INPUT: an image, a folder (recursive), a glob ('photos/**/*.jpg'), a .txt list of paths, a
@@ -409,11 +443,14 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
     the shards' failure lists.
 
     A latent model (trained with --latent-dim) has many translations per image: --seed S picks one
-    look for the whole job, --samples K writes K of them.
+    look for the whole job, --samples K writes K of them. A TUNIT model translates into the style
+    of --reference IMG, or of pseudo-domain --domain K.
     """
     from nicegan.runtime.backends.base import refuse_without_latent
     from nicegan.runtime.pipeline import TranslateOptions, translate, translate_samples
     from nicegan.runtime.sources import is_live
+    from nicegan.runtime.styles import StyleChoice, refuse_style_options
+    style = StyleChoice(reference, domain)
     translate_options = TranslateOptions(progress=not no_progress, **options)
     if report_only:
         _report_shards(output_spec or input_spec)
@@ -429,7 +466,9 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
         model = str(model or DEFAULT_MODEL)
         if seed is not None:
             refuse_without_latent(model_info(model, backend, device), f"--seed {seed}")
-        spec = ModelSpec(model, backend, device, "fp16" if half else precision, direction, seed)
+        if reference is not None or domain is not None:
+            refuse_style_options(model_info(model, backend, device), reference, domain)
+        spec = ModelSpec(model, backend, device, "fp16" if half else precision, direction, seed, reference, domain)
         report = translate_with_ray(input_spec, output_spec, spec, translate_options,
                                     RayOptions(address, num_workers, gpus_per_worker, cpus_per_worker, part_size))
         for line in report.summary_lines():
@@ -437,6 +476,9 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
     else:
         with _open_backend(model, backend, device, half, direction, scale, precision, threads,
                            live=is_live(input_spec)) as opened:
+            chosen = style.apply(opened)
+            if chosen:
+                click.echo(chosen, err=True)
             if samples is not None:
                 refuse_without_latent(opened.info, f"--samples {samples}")
                 first = seed or 0
@@ -530,11 +572,17 @@ def flicker_command(input_video: str, outputs: tuple[str, ...], reference: str |
 
 @cli.command("data")
 @click.argument("out_root", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--task", type=click.Choice(["vintage", "looks"]), default="vintage", show_default=True,
+@click.option("--task", type=click.Choice(["vintage", "looks", "fashion-mnist"]), default="vintage", show_default=True,
               help="vintage: domain B through vintagify's CycleGAN (the default model's task). looks: each B crop "
                    "through one of 4 looks (OpenCV's stylization, colour pencil sketch, detail enhancement and "
                    "vintagify's CycleGAN), recorded in looks.json, with every look of each test and validation crop "
-                   "in testA_looks/ and valA_looks/ (for eval --diversity).")
+                   "in testA_looks/ and valA_looks/ (for eval --diversity). fashion-mnist: TUNIT's data, "
+                   "OUT/{train,test}/<class>/ from Debian's dataset-fashion-mnist (MIT), --size 32 is the padded "
+                   "original.")
+@click.option("--classes", default="all", show_default=True,
+              help="fashion-mnist: the class numbers to keep, e.g. 7,9 (sneaker, ankle boot).")
+@click.option("--source", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="fashion-mnist: the folder of the four IDX .gz files [default: /usr/share/datasets/fashion-mnist].")
 @click.option("--size", default=128, show_default=True,
               help="Crop size in px; 128 keeps CPU training of the light model practical.")
 @click.option("--train-count", default=1000, show_default=True, help="Images per training domain.")
@@ -549,9 +597,17 @@ def flicker_command(input_video: str, outputs: tuple[str, ...], reference: str |
 @click.option("--teacher-scale", default=2, show_default=True,
               help="The teacher runs at size x this, then its output is downscaled.")
 @click.option("--device", default="cpu", show_default=True)
-def data_command(out_root: Path, task: str, size: int, train_count: int, test_count: int, val_count: int, seed: int,
-                 teacher: Path | None, teacher_scale: int, device: str) -> None:
-    """Build an offline dataset in OUT_ROOT (resumable): "photo -> vintage", or the multi-look task."""
+def data_command(out_root: Path, task: str, classes: str, source: Path | None, size: int, train_count: int,
+                 test_count: int, val_count: int, seed: int, teacher: Path | None, teacher_scale: int,
+                 device: str) -> None:
+    """Build an offline dataset in OUT_ROOT (resumable): "photo -> vintage", the multi-look task, or
+    Fashion-MNIST for TUNIT (--train-count and --test-count per class)."""
+    if task == "fashion-mnist":
+        from nicegan.datasets.fashion_mnist import DEBIAN_FOLDER, build_fashion_mnist, parse_classes
+        counts = build_fashion_mnist(out_root, size, train_count, test_count, parse_classes(classes),
+                                     source or DEBIAN_FOLDER)
+        click.echo(" ".join(f"{folder}={n}" for folder, n in counts.items()) + f"; sources: {out_root / 'SOURCES.md'}")
+        return
     if task == "looks":
         from nicegan.datasets.looks import build_looks_dataset as build
     else:
@@ -562,7 +618,7 @@ def data_command(out_root: Path, task: str, size: int, train_count: int, test_co
 
 @cli.command("eval")
 @click.argument("real_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("fake_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("fake_dir", type=click.Path(file_okay=False, path_type=Path), required=False)
 @click.option("--paired-ref", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of reference images with FAKE_DIR's file names: adds PSNR and SSIM.")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -589,19 +645,52 @@ def data_command(out_root: Path, task: str, size: int, train_count: int, test_co
                    "identify each output's look.")
 @click.option("--ndb-bins", default=0, show_default="real images / 10, 2 to 100", type=click.IntRange(min=0),
               help="--diversity: k-means bins of NDB.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="A TUNIT run's latest.pt, evaluated on the labelled folder REAL_DIR (one sub-folder per class; no "
+                   "FAKE_DIR): the guiding network's cluster accuracy (Hungarian matching) beside k-means on pixels "
+                   "and on Inception features, and the per-domain FID of reference-guided translations.")
+@click.option("--fid-real", "fid_real_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="--model: the labelled folder of real images for the per-domain FID (the official code uses the "
+                   "training images) [default: REAL_DIR].")
+@click.option("--official-mfid", is_flag=True,
+              help="--model: feed Inception as TUNIT's official mFID does (nearest resize, ImageNet mean/std, then "
+                   "[-1, 1] again: a double normalisation), for comparison with the paper; not a standard FID.")
+@click.option("--per-class", default=0, show_default="all", type=click.IntRange(min=0),
+              help="--model: at most this many images of each class.")
+@click.option("--clusters-only", is_flag=True,
+              help="--model: the cluster accuracies only, no translations (a run that trained the guiding network "
+                   "alone: --separated = --iters).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the scores to this JSON file.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (logs, CI).")
-def eval_command(real_dir: Path, fake_dir: Path, paired_ref: Path | None, inception_weights: Path | None,
+def eval_command(real_dir: Path, fake_dir: Path | None, paired_ref: Path | None, inception_weights: Path | None,
                  kid_subsets: int, kid_subset_size: int, batch_size: int, device: str, seed: int,
                  baseline_dir: Path | None, resamples: int, diversity: bool, looks_dir: Path | None, ndb_bins: int,
-                 json_out: Path | None, no_progress: bool) -> None:
+                 model_path: Path | None, fid_real_dir: Path | None, official_mfid: bool, per_class: int,
+                 clusters_only: bool, json_out: Path | None, no_progress: bool) -> None:
     """FID and KID x100 (NICE-GAN protocol) between REAL_DIR and FAKE_DIR; PSNR/SSIM with --paired-ref.
 
     With small test sets a lead of a few FID points can be noise: --baseline resamples the test
     images and says whether FAKE's lead over the baseline holds. --diversity measures how many
-    different translations a multimodal model gives each photo.
+    different translations a multimodal model gives each photo. --model evaluates a TUNIT model
+    on the labelled folder REAL_DIR.
     """
+    from nicegan.evaluation.metrics import MetricsError
+    if (model_path is None) == (fake_dir is None):
+        raise MetricsError("pass FAKE_DIR (FID/KID of a folder of outputs), or --model RUN/latest.pt without FAKE_DIR "
+                           "(a TUNIT model on the labelled folder REAL_DIR)")
+    if model_path is not None:
+        from nicegan.evaluation.pseudo_domains import (
+            evaluate_pseudo_domains,
+            format_pseudo_domains,
+            write_pseudo_domain_json,
+        )
+        result = evaluate_pseudo_domains(real_dir, model_path, fid_real_dir, inception_weights, official_mfid,
+                                         per_class, resamples, seed, device, not no_progress, clusters_only)
+        click.echo(format_pseudo_domains(result))
+        if json_out:
+            write_pseudo_domain_json(result, json_out)
+        return
     if diversity:
         _eval_diversity(real_dir, fake_dir, baseline_dir, looks_dir, paired_ref, inception_weights, batch_size,
                         device, seed, resamples, ndb_bins, json_out, not no_progress)

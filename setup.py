@@ -7,7 +7,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT_PACKAGE = "nicegan"
-SUBPACKAGES = ["trainer", "models", "models.nicegan", "models.cyclegan", "evaluation", "datasets", "export", "runtime",
+SUBPACKAGES = ["trainer", "models", "models.nicegan", "models.cyclegan", "models.tunit", "evaluation", "datasets", "export", "runtime",
                "runtime.backends"]
 
 

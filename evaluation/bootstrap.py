@@ -84,7 +84,8 @@ def _weighted_mean(values: np.ndarray, counts: np.ndarray) -> float:
     return float(counts[drawn] @ values[drawn] / counts[drawn].sum())
 
 
-def _percentile_interval(values: np.ndarray) -> tuple[float, float]:
+def percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    """The central CONFIDENCE interval of a bootstrap distribution."""
     tail = 100 * (1 - CONFIDENCE) / 2
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
@@ -100,7 +101,7 @@ def _difference(metric: str, fake: float, baseline: float, resampled: np.ndarray
     if not np.isfinite(deltas).all() or not np.isfinite(full):
         return Difference(metric, fake, baseline, full, math.nan, math.nan, math.nan, lower_is_better)
     better = deltas < 0 if lower_is_better else deltas > 0
-    low, high = _percentile_interval(deltas)
+    low, high = percentile_interval(deltas)
     return Difference(metric, fake, baseline, full, low, high, float(better.mean()), lower_is_better)
 
 

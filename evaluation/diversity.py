@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from nicegan.common import write_text_atomic
 from nicegan.datasets.looks import INPUT_LOOK
-from nicegan.evaluation.bootstrap import CONFIDENCE, weighted_fid, weighted_mmd2
+from nicegan.evaluation.bootstrap import CONFIDENCE, percentile_interval, weighted_fid, weighted_mmd2
 from nicegan.evaluation.metrics import (
     MetricsError,
     extract_image_features,
@@ -320,12 +320,6 @@ class DiversityResult:
         return asdict(self)
 
 
-def _interval(values: np.ndarray) -> tuple[float, float]:
-    tail = 100 * (1 - CONFIDENCE) / 2
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
-
-
 def bootstrap_figures(sets: list[OutputSet], pairwise: dict[str, dict[str, np.ndarray]],
                       kernels: dict[str, dict[str, np.ndarray]], real: RealSet, names: list[str],
                       full: dict[str, dict[str, float]], resamples: int, seed: int,
@@ -342,8 +336,8 @@ def bootstrap_figures(sets: list[OutputSet], pairwise: dict[str, dict[str, np.nd
     for metric in full[MODEL]:
         table = {name: np.array([row[metric] for row in rows]) for name, rows in draws.items()}
         figures.append(DiversityFigure(
-            metric, {name: full[name][metric] for name in full}, {name: _interval(v) for name, v in table.items()},
-            {name: _interval(table[MODEL] - v) for name, v in table.items() if name != MODEL}))
+            metric, {name: full[name][metric] for name in full}, {name: percentile_interval(v) for name, v in table.items()},
+            {name: percentile_interval(table[MODEL] - v) for name, v in table.items() if name != MODEL}))
     return figures
 
 

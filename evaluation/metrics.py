@@ -197,19 +197,34 @@ def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start:start + size]
 
 
+# The input of TUNIT's official mFID (clovaai/tunit validation.py calcFIDBatch), not a standard FID's:
+# nearest resize to 299, (x + 1) / 2, then ImageNet's mean and std, then the network's own [-1, 1]
+# scaling on top (pytorch-fid's normalize_input): a double normalisation.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def inception_input(rgb: torch.Tensor, official_mfid: bool = False) -> torch.Tensor:
+    """(1, 3, h, w) float RGB in 0..255 -> the network's (1, 3, 299, 299) input: the standard bilinear
+    resize and [-1, 1] scaling, or TUNIT's official mFID input (see IMAGENET_MEAN)."""
+    size = (INCEPTION_SIZE, INCEPTION_SIZE)
+    if not official_mfid:
+        return F.interpolate(rgb, size=size, mode="bilinear", align_corners=False) / 127.5 - 1
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return 2 * F.interpolate((rgb / 255 - mean) / std, size=size) - 1
+
+
 @torch.inference_mode()
 def extract_image_features(extractor: Extractor, images: Sequence[np.ndarray | Path], batch_size: int = 32,
-                           desc: str = "features", progress: bool = True) -> np.ndarray:
+                           desc: str = "features", progress: bool = True, official_mfid: bool = False) -> np.ndarray:
     """(n, d) float64 features of RGB uint8 images, or of image files (read a batch at a time); each
-    image is resized to 299 on its own, so sizes may differ."""
+    image is resized to 299 on its own, so sizes may differ (`official_mfid`: inception_input)."""
     chunks = []
     with tqdm(total=len(images), desc=desc, unit="img", disable=not progress) as bar:
         for batch in _batches(images, batch_size):
             rgb = [read_rgb(item) if isinstance(item, Path) else item for item in batch]
             tensors = [torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None].float() for im in rgb]
-            x = torch.cat([F.interpolate(im, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear",
-                                         align_corners=False) for im in tensors])
-            features = extractor.network(x.to(extractor.device) / 127.5 - 1)
+            x = torch.cat([inception_input(im, official_mfid) for im in tensors])
+            features = extractor.network(x.to(extractor.device))
             chunks.append(features.reshape(len(batch), -1).double().cpu().numpy())
             bar.update(len(batch))
     return np.concatenate(chunks)

@@ -5,6 +5,7 @@ JSON sidecar of a TensorRT engine; read by the runtime to choose the size policy
 """
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -14,6 +15,9 @@ PREFIX = "nicegan."
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 LATENT_NAME = "z"   # a latent model's second input: float32 (1, latent_dim), the same code for every frame
+STYLE_NAME = "style"   # the style encoder graph's output: float32 (1, latent_dim)
+CODES = ("latent", "style")   # what z is: MSGAN's random code (translate --seed) or TUNIT's style code
+ROLES = ("translator", "style-encoder")
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,14 @@ class ModelInfo:
     step: int = 0
     scale: int = 1                 # the graph runs its network at scale x the input size (export --scale)
     averaged_steps: str = ""       # "7000,7500,...": the weights are the mean of these snapshots (export pt)
-    latent_dim: int = 0            # > 0: a multimodal (MSGAN) model with the second input LATENT_NAME
+    latent_dim: int = 0            # > 0: a multimodal model with the second input LATENT_NAME
+    code: str = "latent"           # what LATENT_NAME takes (CODES): "style" for TUNIT (translate --reference/--domain)
+    role: str = "translator"       # "style-encoder": TUNIT's reference -> style code graph (ROLES)
+    style: str = ""                # the style baked into a one-input TUNIT graph (export --reference/--domain)
+    style_encoder: str = ""        # the file name of a style model's encoder graph, beside the model
+    domains: int = 0               # a style model's pseudo-domains (translate --domain 0..domains-1)
+    domain_styles: str = ""        # their mean styles: base64 of float32 (domains, latent_dim), little-endian
+    domain_counts: str = ""        # "12,0,30": the test images each mean style averages (0: no style)
 
     def to_metadata(self) -> dict[str, str]:
         return {PREFIX + k: _encode(v) for k, v in asdict(self).items()}
@@ -50,6 +61,17 @@ def latent_for_seed(seed: int, dim: int) -> np.ndarray:
     PCG64 generator, computed on the host so that every backend gets the same values (an in-graph
     RandomNormal would follow each runtime's own generator)."""
     return np.random.default_rng(seed).standard_normal((1, dim)).astype(np.float32)
+
+
+def encode_styles(styles: np.ndarray) -> str:
+    """(K, D) codes as the exact text of ModelInfo.domain_styles."""
+    return base64.b64encode(np.ascontiguousarray(styles, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_styles(info: ModelInfo) -> np.ndarray:
+    """ModelInfo.domain_styles as (domains, latent_dim) float32."""
+    raw = np.frombuffer(base64.b64decode(info.domain_styles), dtype="<f4")
+    return raw.reshape(info.domains, info.latent_dim).astype(np.float32)
 
 
 def model_info_from_onnx(props: dict[str, str], uint8_input: bool, height: Any, width: Any) -> ModelInfo:

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from nicegan.export.fp16 import NORM_TYPES
-from nicegan.export.metadata import INPUT_NAME, LATENT_NAME, ModelInfo, latent_for_seed
+from nicegan.export.metadata import INPUT_NAME, LATENT_NAME, ModelInfo, decode_styles, latent_for_seed
 from nicegan.export.translator import SIZE_MULTIPLE, UInt8IO
 
 if TYPE_CHECKING:
@@ -108,11 +108,15 @@ class _NormInputPeak:
 PARITY_SEEDS = (0, 1, 2)   # a latent model is checked with the codes of `translate --seed` 0, 1, 2
 
 
-def _latents(latent_dim: int) -> list[tuple[str, np.ndarray | None]]:
-    """(label, code) pairs to check every input set with: one without a latent."""
-    if not latent_dim:
+def _latents(info: ModelInfo) -> list[tuple[str, np.ndarray | None]]:
+    """(label, code) pairs to check every input set with: one without a latent; a style model's
+    first three pseudo-domain styles (the seeds' codes when it stores none)."""
+    if not info.latent_dim:
         return [("", None)]
-    return [(f", seed {seed}", latent_for_seed(seed, latent_dim)) for seed in PARITY_SEEDS]
+    if info.code == "style" and info.domain_styles:
+        styles = decode_styles(info)
+        return [(f", domain {k}", styles[k:k + 1]) for k in range(min(len(styles), len(PARITY_SEEDS)))]
+    return [(f", seed {seed}", latent_for_seed(seed, info.latent_dim)) for seed in PARITY_SEEDS]
 
 
 def _feeds(first: np.ndarray, latent: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -158,7 +162,7 @@ def measure_parity(report: ExportReport, onnx_path: Path, module: nn.Module, sha
     log("parity, ONNX Runtime vs PyTorch fp32:")
     try:
         for name, rgb in _input_sets(height, width, shapes.height is None, fp16, photos):
-            for label, latent in _latents(info.latent_dim):
+            for label, latent in _latents(info):
                 runs = [_run_both(session, module, uint8_ref, info, chunk, latent, rng, name.startswith("random"))
                         for chunk in _to_batches(rgb, shapes.batch)]
                 diff = np.concatenate([d.ravel() for d, _ in runs])

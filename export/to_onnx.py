@@ -146,10 +146,11 @@ def _resolve_shapes(info: ModelInfo, source: Path, batch: int | None, height: in
     return _Shapes(batch, height, height), replace(info, img_size=height, dynamic_hw=False)
 
 
-def default_output_path(source: str | os.PathLike, direction: str, io: str, fp16: bool, target: str) -> Path:
-    """<checkpoint stem>_<direction>[_float][_fp16][_trt8].onnx next to the checkpoint."""
+def default_output_path(source: str | os.PathLike, label: str, io: str, fp16: bool, target: str) -> Path:
+    """<checkpoint stem>_<label>[_float][_fp16][_trt8].onnx next to the checkpoint; the label is the
+    direction, or a TUNIT model's style (export.styles.output_label)."""
     source = Path(source)
-    parts = [source.stem, direction]
+    parts = [source.stem, label]
     parts += ["float"] if io == "float" else []
     parts += ["fp16"] if fp16 else []
     parts += ["trt8"] if target == "trt8" else []
@@ -232,12 +233,15 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
                 io: str = "uint8", target: str = "trt10", opset: int | None = None, fp16: bool = False,
                 batch: int | None = None, height: int | None = None, width: int | None = None,
                 simplify: bool = True, parity: bool = True, real_images: Sequence[str | os.PathLike] | None = None,
-                default_img_size: int = 256, scale: int = 1, log: Callable[[str], None] = print) -> ExportReport:
+                default_img_size: int = 256, scale: int = 1, reference: str | None = None, domain: int | None = None,
+                log: Callable[[str], None] = print) -> ExportReport:
     """Export a checkpoint's translator to ONNX; raises ExportError when a check fails.
     `scale` > 1 puts the bilinear enlargement and the area reduction around the network into the
     graph (export.translator.Rescaled), so every backend runs the network at that scale. A latent
     model's graph has a second input, LATENT_NAME (float32, 1 x latent_dim): its code, chosen at run
-    time (`translate --seed`).
+    time (`translate --seed`). A style model's (TUNIT's) takes its style there, and its style
+    encoder goes to a graph of its own beside it; `reference` or `domain` bake one style instead
+    (export.styles).
 
     The .onnx is written atomically, and only once onnx.checker and the parity checks passed.
     """
@@ -249,9 +253,16 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
     _check_options(batch, height, width, default_img_size)
     source = Path(source)
     module, info = load_translator(source, direction, default_img_size, scale)
+    label = direction
+    if reference is not None or domain is not None:
+        module, info, label = _baked(module, info, source, reference, domain)
     shapes, info = _resolve_shapes(info, source, batch, height)
     info = replace(info, io=io, precision="fp16" if fp16 else "fp32")
-    output = Path(output) if output is not None else default_output_path(source, direction, io, fp16, target)
+    output = Path(output) if output is not None else default_output_path(
+        source, "tunit" if info.code == "style" and label == direction else label, io, fp16, target)
+    styled = info.code == "style" and info.latent_dim > 0
+    if styled:
+        info = replace(info, style_encoder=_style_graph_name(output))
     if output.resolve() == source.resolve():
         raise ExportError(f"{output}: the output would overwrite the checkpoint; pass another -o path")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -279,4 +290,27 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
                 failed = [c.name for c in report.checks if not c.passed]
                 raise ExportError(f"{source}: ONNX parity out of tolerance on {', '.join(failed)}; "
                                   f"nothing written to {output}")
+        if styled:
+            from nicegan.export.styles import export_style_encoder
+            report.checks += export_style_encoder(source, output.with_name(info.style_encoder), info, opset, log)
     return report
+
+
+def _style_graph_name(output: Path) -> str:
+    return f"{output.stem}_style.onnx"
+
+
+def _baked(module: nn.Module, info: ModelInfo, source: Path, reference: str | None,
+           domain: int | None) -> tuple[nn.Module, ModelInfo, str]:
+    """The translator with --reference's or --domain's style baked in, and the output name's label."""
+    from nicegan.export.styles import bake
+    from nicegan.runtime.backends.base import BackendError
+    from nicegan.runtime.styles import refuse_style_options
+    if reference is not None and domain is not None:
+        raise ExportError("--reference and --domain each choose the baked style; pass one of them")
+    try:
+        refuse_style_options(info, reference, domain)
+        module, info = bake(module, info, source, reference, domain)
+    except BackendError as exc:
+        raise ExportError(f"{source}: {exc}") from None
+    return module, info, f"ref-{Path(reference).stem}" if reference is not None else f"domain{domain}"

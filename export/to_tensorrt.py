@@ -473,6 +473,9 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, o
     if engine_path.resolve() == onnx_path.resolve():
         raise TensorRTError(f"{engine_path}: the engine would overwrite its ONNX input; choose another -o")
     info, onnx_fp16 = read_onnx_info(onnx_path)
+    if info.role == "style-encoder":
+        raise TensorRTError(f"{onnx_path}: a TUNIT style encoder, which the runtime runs once per job on the CPU "
+                            "(OpenCV); build the engine from the translator graph beside it")
     trt = trt or import_tensorrt()
     gpu = gpu or gpu_identity()
     caps = detect_capabilities(trt)

@@ -67,6 +67,19 @@ class Rescaled(nn.Module):
         return F.avg_pool2d(self.translator(enlarged, *latent), self.scale)
 
 
+class FixedCode(nn.Module):
+    """A translator with its second input fixed: one baked style (or latent code) for every frame,
+    so the graph has one input and runs without the runtime choosing a code."""
+
+    def __init__(self, module: nn.Module, code: torch.Tensor):
+        super().__init__()
+        self.translator = module
+        self.register_buffer("code", code.detach().float().reshape(1, -1).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.translator(x, self.code.to(x.dtype))
+
+
 def check_scale(scale: int) -> None:
     if scale not in SCALES:
         raise TranslatorError(f"--scale {scale}: choose one of {', '.join(map(str, SCALES))}")
@@ -106,3 +119,16 @@ def load_translator(path: str | os.PathLike, direction: str = "a2b", default_img
     if scale > 1 and not info.light:
         raise TranslatorError(f"{path}: a full (non-light) model runs at its training size only; drop --scale")
     return _rescaled(module, scale), replace(info, source_sha256=file_sha256(path), scale=scale)
+
+
+def load_style_encoder(path: str | os.PathLike) -> tuple[nn.Module, int]:
+    """A style model's (TUNIT's) eval-mode reference encoder and the square size it takes references at."""
+    try:
+        architecture, ckpt = read_any_checkpoint(path)
+        encoder = architecture.style_encoder(ckpt, Path(path))
+    except CheckpointError as error:
+        raise TranslatorError(str(error)) from error
+    if encoder is None:
+        raise TranslatorError(f"{path}: a {architecture.title} checkpoint has no style input; --reference and "
+                              "--domain are for TUNIT models (nicegan train --arch tunit)")
+    return encoder

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from nicegan.models.architecture import Architecture
 
-ARCHITECTURES = ("nicegan", "cyclegan")
+ARCHITECTURES = ("nicegan", "cyclegan", "tunit")
 
 
 def get_architecture(name: str) -> Architecture:

@@ -12,7 +12,7 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from nicegan.models import ARCHITECTURES, get_architecture
 from nicegan.trainer.checkpoint import CheckpointError, read_checkpoint_file
+from nicegan.trainer.data import UNPAIRED, DataLayout
 from nicegan.trainer.options import flag
 from nicegan.trainer.samples import LuminanceCheck
 from nicegan.trainer.step import GanStep, GradSync
@@ -36,6 +37,11 @@ class DataSettings:
     load_size: int                  # the square resize before the random crop
     resample: Image.Resampling      # the filter of that resize (and of the sample images)
     with_replacement: tuple[str, ...] = ()  # the domains drawn with replacement, not in shuffled passes
+    layout: DataLayout = UNPAIRED   # the folders under DATA_ROOT and the streams they feed
+    # The training transform (PIL image, generator -> tensor); None: flip, resize to load_size, crop.
+    transform: Callable[..., torch.Tensor] | None = None
+    test_count: int = 0             # test images of each stream the model needs, if more than --n-samples
+    spread_test: bool = False       # take them evenly spaced over the sorted test folder, not the first ones
 
 
 class Schedule(Protocol):
@@ -53,7 +59,7 @@ class Schedule(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
-Batch = dict[str, torch.Tensor]  # one batch of each domain's stream, by domain ("A", "B")
+Batch = dict[str, torch.Tensor]  # one batch of each stream, by the layout's stream names ("A", "B")
 
 
 class WarmStart(Protocol):
@@ -76,6 +82,7 @@ class TrainingModel(ABC):
 
     step: GanStep
     log_fields: tuple[str, ...]
+    progress_fields: tuple[str, ...] = ("d_loss", "g_loss")  # shown on the progress bar, checked for divergence
 
     @property
     @abstractmethod
@@ -111,6 +118,10 @@ class TrainingModel(ABC):
     def warm_start(self, options: TrainOptions) -> WarmStart | None:
         return None
 
+    def attach_test_images(self, images: dict[str, torch.Tensor]) -> None:
+        """The fixed test images of each stream (main process), for a family whose checkpoint needs
+        more of them than its sample grids (TUNIT's pseudo-domain styles)."""
+
     def training_state(self) -> dict[str, Any]:
         """What the step keeps between iterations besides the networks and optimizers."""
         return self.step.scaler_state()
@@ -137,7 +148,8 @@ class Architecture(ABC):
 
     name: str
     title: str
-    own_options: tuple[str, ...]  # the TrainOptions fields only this architecture reads
+    own_options: tuple[str, ...]  # the TrainOptions fields this architecture reads and some others do not
+    default_batch_size: int = 1   # the official batch size (--batch-size 0)
 
     @abstractmethod
     def resolve_options(self, options: TrainOptions) -> TrainOptions:
@@ -148,7 +160,7 @@ class Architecture(ABC):
 
     @abstractmethod
     def schedule(self, options: TrainOptions, iters_per_epoch: int) -> Schedule:
-        """`iters_per_epoch`: max(|trainA|, |trainB|) images in batches of all processes."""
+        """`iters_per_epoch`: the largest training stream's images in batches of all processes."""
 
     @abstractmethod
     def build(self, options: TrainOptions, device: torch.device, grad_sync: GradSync | None) -> TrainingModel: ...
@@ -168,6 +180,11 @@ class Architecture(ABC):
         """The eval-mode float translator (NCHW RGB in [-1, 1] in and out) of one direction, and
         what it says about itself (source hash and scale are filled in by the exporter)."""
 
+    def style_encoder(self, ckpt: dict[str, Any], path: Path) -> tuple[torch.nn.Module, int] | None:
+        """A style-conditioned family's reference encoder (NCHW RGB in [-1, 1], resized to the returned
+        square size -> the style code its translator takes); None for the others."""
+        return None
+
 
 def checkpoint_fixes(options: TrainOptions, architecture: dict[str, Any], fields: tuple[str, ...],
                      explicit: set[str]) -> TrainOptions:
@@ -182,8 +199,8 @@ def checkpoint_fixes(options: TrainOptions, architecture: dict[str, Any], fields
 
 
 ACCEPTED = ("a NICE-GAN checkpoint (gen2B, gen2A, disA, disB: the official *_params_latest.pt or one written by "
-            "`nicegan train`), a CycleGAN run's latest.pt or folder of official *_net_*.pth files, or a CycleGAN "
-            "ResNet generator state_dict")
+            "`nicegan train`), a CycleGAN run's latest.pt or folder of official *_net_*.pth files, a CycleGAN "
+            "ResNet generator state_dict, or a TUNIT run's latest.pt")
 
 
 def read_any_checkpoint(path: str | os.PathLike) -> tuple[Architecture, dict[str, Any]]:

@@ -55,6 +55,8 @@ class ModelSpec:
     precision: str = "auto"
     direction: str = "a2b"
     seed: int | None = None   # a latent model's code (None: its default, seed 0)
+    reference: str | None = None   # a style model's reference image (runtime.styles.StyleChoice)
+    domain: int | None = None      # or its pseudo-domain
 
 
 class AttemptGuard:
@@ -106,12 +108,14 @@ class UnitWorker:
 
     def __init__(self, model: dict, input_spec: str, output: str, options: dict, attempts: str, threads: int):
         from nicegan.runtime.backends import open_backend
+        from nicegan.runtime.styles import StyleChoice
         spec = ModelSpec(**model)
         self.options = TranslateOptions(**options)
         self.backend = open_backend(spec.model, spec.backend, device=spec.device, precision=spec.precision,
                                     direction=spec.direction, threads=threads)
         if spec.seed is not None:
             self.backend.use_seed(spec.seed)
+        StyleChoice(spec.reference, spec.domain).apply(self.backend)
         self.source, self.sink = open_collection(input_spec, output, self.options)
         self.guard = AttemptGuard(Path(attempts))
 

@@ -18,14 +18,32 @@ def describe_model(model_path: str | os.PathLike, backend: str = "auto", device:
     lines = [f"model: {path} ({path.stat().st_size / 1e6:.1f} MB)",
              f"backend: {kind} ({why}), device: {device}",
              "metadata:"]
-    lines += [f"  {key}: {value}" for key, value in asdict(info).items() if value != ""]
+    lines += [f"  {key}: {_shown(key, value, info)}" for key, value in asdict(info).items() if value != ""]
     lines.append("I/O:")
     lines += [f"  {line}" for line in io_lines]
     lines.append("sizes: " + (f"any H, W (padded by reflection to a multiple of {info.size_multiple})"
                               if info.dynamic_hw else f"fixed {info.img_size}x{info.img_size}; frames resized to it and back"))
-    lines.append(f"latent: {info.latent_dim}-d code, one look per seed (translate --seed S, --samples K)"
-                 if info.latent_dim else "latent: none (one translation per image)")
+    lines.append(_code_line(info))
     return lines
+
+
+def _shown(key: str, value: object, info: ModelInfo) -> object:
+    """A metadata value as `nicegan info` prints it: the mean styles by their shape, not their bytes."""
+    return f"{info.domains} x {info.latent_dim} float32" if key == "domain_styles" else value
+
+
+def _code_line(info: ModelInfo) -> str:
+    """What the model's second input is, and how a job chooses it."""
+    if info.role == "style-encoder":
+        return f"style encoder: a {info.img_size}x{info.img_size} reference -> its {info.latent_dim}-d style"
+    if info.latent_dim and info.code == "style":
+        return (f"style: {info.latent_dim}-d code, one per job: translate --reference IMG (encoder "
+                f"{info.style_encoder or 'in the checkpoint'}) or --domain 0..{info.domains - 1}")
+    if info.latent_dim:
+        return f"latent: {info.latent_dim}-d code, one look per seed (translate --seed S, --samples K)"
+    if info.style:
+        return f"style: baked in, {info.style}"
+    return "latent: none (one translation per image)"
 
 
 def model_info(model_path: str | os.PathLike, backend: str = "auto", device: str | None = None) -> ModelInfo:
@@ -89,7 +107,7 @@ def _torch(path: Path, device: str | None) -> tuple[ModelInfo, list[str], str]:
     from nicegan.export.translator import load_translator
     module, info = load_translator(path)
     params = sum(p.numel() for p in module.parameters())
-    code = f" and a latent code (1, {info.latent_dim})" if info.latent_dim else ""
+    code = f" and a {info.code} code (1, {info.latent_dim})" if info.latent_dim else ""
     io_lines = [f"checkpoint: float32 NCHW RGB in [-1, 1]{code}, {params / 1e6:.2f} M parameters (direction a2b shown)",
                 "the runtime feeds uint8 NHWC BGR frames through the same casts as the exported uint8 graph"]
     device = f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else \

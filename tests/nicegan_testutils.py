@@ -88,3 +88,18 @@ def write_unpaired_dataset(root: Path, size: int = 64, n_train: int = 8, n_test:
                 ext = ".jpg" if i % 2 else ".png"
                 cv2.imwrite(str(sub / f"{domain}{i:03d}{ext}"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
     return root
+
+
+def write_unlabelled_dataset(root: Path, size: int = 48, n_train: int = 12, n_test: int = 8) -> Path:
+    """TUNIT's DATA_ROOT/{train,test}: crops of the four photos, in one sub-folder per photo (the
+    loader is recursive and must not read the sub-folders as labels); the test crops labelled the
+    same way, so that they also serve as a labelled evaluation set."""
+    import cv2
+    photos = real_photos()
+    for split, count, seed in (("train", n_train, 1), ("test", n_test, 2)):
+        for index, (name, photo) in enumerate(photos.items()):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, crop in enumerate(random_crops(photo, count // len(photos), size, seed + index)):
+                cv2.imwrite(str(folder / f"{name}{i:03d}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    return root

@@ -187,3 +187,10 @@ def test_a_stream_resumed_mid_pass_yields_what_the_unbroken_one_does(tmp_path, w
     got += [next(resumed) for _ in range(3)]
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
     assert (resumed.passes, resumed.position) == (unbroken.passes, unbroken.position)
+
+
+def test_spread_order_puts_evenly_spaced_indices_first_and_keeps_the_others():
+    from nicegan.trainer.data import spread_order
+    assert spread_order(10, 4) == [0, 3, 6, 9, 1, 2, 4, 5, 7, 8]
+    assert spread_order(3, 5) == [0, 1, 2]
+    assert spread_order(5, 1) == [0, 1, 2, 3, 4]

@@ -1,4 +1,5 @@
-"""Unpaired image folders (DATA_ROOT/{trainA,trainB,testA,testB}) and the official transforms.
+"""Training image folders (unpaired: DATA_ROOT/{trainA,trainB,testA,testB}; an architecture may
+name others, as TUNIT's one unlabelled DATA_ROOT/train) and the official transforms.
 
 Train: random horizontal flip, square resize to the load size (NICE-GAN: img_size+30, bilinear;
 CycleGAN: 286, bicubic), random crop img_size, to [-1, 1]. Test: square resize to img_size, to
@@ -33,7 +34,6 @@ from tqdm import tqdm
 from nicegan.errors import NiceganError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-SPLITS = ("trainA", "trainB", "testA", "testB")
 LAYOUT_HINT = "expected DATA_ROOT/trainA, trainB, testA, testB (folders of .jpg/.png/... images, searched recursively)"
 CROP_MARGIN = 30  # official: resize to img_size+30, then random crop img_size
 
@@ -42,14 +42,30 @@ class DataError(NiceganError, ValueError):
     """A data folder that cannot be used; the message names the folder and the expected layout."""
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
+@dataclass(frozen=True)
+class DataLayout:
+    """The folders under DATA_ROOT that an architecture trains on: one training stream per entry of
+    `train` (stream name -> folder) and the fixed test images of each stream in `test`."""
+    train: dict[str, str]
+    test: dict[str, str]
+    hint: str   # the expected layout, for the error messages
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        return (*self.train.values(), *self.test.values())
+
+
+UNPAIRED = DataLayout({"A": "trainA", "B": "trainB"}, {"A": "testA", "B": "testB"}, LAYOUT_HINT)
+
+
+def list_images(folder: str | os.PathLike, hint: str = LAYOUT_HINT) -> list[Path]:
     """Image files under `folder`, recursively, sorted (stable order for fixed sample images)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder; {LAYOUT_HINT}")
+        raise DataError(f"{folder}: no such folder; {hint}")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
-        raise DataError(f"{folder}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))}); {LAYOUT_HINT}")
+        raise DataError(f"{folder}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))}); {hint}")
     return files
 
 
@@ -101,9 +117,10 @@ class ImageFolderDataset(Dataset):
     """Images of one folder; an unreadable file yields its path (str) instead of a tensor. A key
     is an index, or (index, seed) for a training image whose augmentation draws from that seed."""
 
-    def __init__(self, folder: str | os.PathLike, transform: Callable[[Image.Image], torch.Tensor]):
-        self.folder = Path(folder)
-        self.files = list_images(folder)
+    def __init__(self, folder: str | os.PathLike, transform: Callable[[Image.Image], torch.Tensor],
+                 hint: str = LAYOUT_HINT):
+        self.folder, self.hint = Path(folder), hint
+        self.files = list_images(folder, hint)
         self.transform = transform
 
     def __len__(self) -> int:
@@ -213,7 +230,7 @@ class InfiniteBatches:
         except StopIteration:
             if self._readable_in_pass == 0:
                 raise DataError(f"{self.dataset.folder}: none of its {len(self.dataset)} images is readable; "
-                                f"{LAYOUT_HINT}") from None
+                                f"{self.dataset.hint}") from None
             self.passes, self.position = self.passes + 1, 0
             self._iter = None
             return None
@@ -241,29 +258,39 @@ class InfiniteBatches:
         return self
 
 
+def spread_order(n: int, count: int) -> list[int]:
+    """0..n-1 with `count` evenly spaced indices first (then the others, to stand in for unreadable ones)."""
+    first = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(min(count, n))})
+    chosen = set(first)
+    return first + [i for i in range(n) if i not in chosen]
+
+
 def fixed_test_images(folder: str | os.PathLike, img_size: int, count: int,
-                      resample: Image.Resampling = Image.Resampling.BILINEAR) -> torch.Tensor:
-    """The first `count` readable test images (sorted names), for sample grids that stay comparable."""
-    dataset = ImageFolderDataset(folder, eval_transform(img_size, resample))
+                      resample: Image.Resampling = Image.Resampling.BILINEAR, hint: str = LAYOUT_HINT,
+                      spread: bool = False) -> torch.Tensor:
+    """`count` readable test images, for sample grids that stay comparable: the first ones (sorted
+    names), or with `spread` ones evenly spaced over the sorted list (a folder of sub-folders, whose
+    first images would all come from the first sub-folder)."""
+    dataset = ImageFolderDataset(folder, eval_transform(img_size, resample), hint)
     images = []
-    for index in range(len(dataset)):
+    for index in (spread_order(len(dataset), count) if spread else range(len(dataset))):
         item = dataset[index]
         if isinstance(item, torch.Tensor):
             images.append(item)
             if len(images) == count:
                 break
     if not images:
-        raise DataError(f"{folder}: none of its images is readable; {LAYOUT_HINT}")
+        raise DataError(f"{folder}: none of its images is readable; {hint}")
     return torch.stack(images)
 
 
-def check_layout(data_root: str | os.PathLike) -> dict[str, Path]:
-    """The four split folders, after checking they exist (each dataset checks it holds images)."""
+def check_layout(data_root: str | os.PathLike, layout: DataLayout = UNPAIRED) -> dict[str, Path]:
+    """The layout's folders by name, after checking they exist (each dataset checks it holds images)."""
     root = Path(data_root)
     if not root.is_dir():
-        raise DataError(f"{root}: no such data folder; {LAYOUT_HINT}")
-    folders = {split: root / split for split in SPLITS}
+        raise DataError(f"{root}: no such data folder; {layout.hint}")
+    folders = {name: root / name for name in layout.folders}
     for folder in folders.values():
         if not folder.is_dir():
-            raise DataError(f"{folder}: no such folder; {LAYOUT_HINT}")
+            raise DataError(f"{folder}: no such folder; {layout.hint}")
     return folders

@@ -32,8 +32,6 @@ from nicegan.trainer.samples import inversion_warning
 from nicegan.trainer.step import set_learning_rate
 from nicegan.trainer.threads import cpu_has_native_bf16
 
-DOMAINS = ("A", "B")
-
 
 @dataclass
 class TrainResult:
@@ -100,7 +98,8 @@ def resumed_architecture(architecture: Architecture, ckpt: dict[str, Any], optio
 
 
 def iters_per_epoch(datasets: dict[str, ImageFolderDataset], batch_size: int, world_size: int) -> int:
-    """An epoch as the official CycleGAN loader counts it: max(|A|, |B|) images, in batches of all ranks."""
+    """An epoch as the official CycleGAN loader counts it: max(|A|, |B|) images (the largest stream's),
+    in batches of all ranks."""
     return math.ceil(max(len(d) for d in datasets.values()) / (batch_size * world_size))
 
 
@@ -180,10 +179,11 @@ class Trainer:
         self.options = o = resolve_options(options)
         self.architecture = get_architecture(o.arch)
         self._warn_about_emulated_bf16()
-        folders = check_layout(o.data_root)
-        self.data_settings = self.architecture.data_settings(o)
-        transform = train_transform(o.img_size, self.data_settings.load_size, self.data_settings.resample)
-        self.datasets = {d: ImageFolderDataset(folders[f"train{d}"], transform) for d in DOMAINS}
+        self.data_settings = settings = self.architecture.data_settings(o)
+        folders = check_layout(o.data_root, settings.layout)
+        transform = settings.transform or train_transform(o.img_size, settings.load_size, settings.resample)
+        self.datasets = {stream: ImageFolderDataset(folders[folder], transform, settings.layout.hint)
+                         for stream, folder in settings.layout.train.items()}
         self.schedule = self.architecture.schedule(o, iters_per_epoch(self.datasets, o.batch_size,
                                                                       self.context.world_size))
         seed_everything(o.seed)
@@ -221,12 +221,14 @@ class Trainer:
                                     self.device.type == "cuda", passes.get(domain, 0), positions.get(domain, 0),
                                     worker_init_fn=_ignore_sigint_in_worker, stream=stream,
                                     replacement=domain in settings.with_replacement)
-            for stream, domain in enumerate(DOMAINS)}
+            for stream, domain in enumerate(settings.layout.train)}
         self.sample_images = {}
-        if c.is_main and o.n_samples > 0:
-            self.sample_images = {domain: fixed_test_images(folders[f"test{domain}"], o.img_size, o.n_samples,
-                                                            settings.resample).to(self.device)
-                                  for domain in DOMAINS}
+        count = max(o.n_samples, settings.test_count)
+        if c.is_main and count > 0:
+            self.sample_images = {stream: fixed_test_images(folders[folder], o.img_size, count, settings.resample,
+                                                            settings.layout.hint, settings.spread_test).to(self.device)
+                                  for stream, folder in settings.layout.test.items()}
+            self.model.attach_test_images(self.sample_images)
 
     # --- outputs (rank 0 only) ---
 
@@ -268,11 +270,12 @@ class Trainer:
     def _check_finite(self, row: dict[str, float]) -> None:
         """Stop a diverged run instead of training NaNs for hours (fp16 is exempt: its loss scaler
         skips overflowing steps by design)."""
-        if self.options.amp == "fp16" or all(math.isfinite(row[k]) for k in ("d_loss", "g_loss")):
+        fields = self.model.progress_fields
+        if self.options.amp == "fp16" or all(math.isfinite(row[k]) for k in fields):
             return
-        raise TrainError(f"step {self.step}: training diverged (d_loss={row['d_loss']}, g_loss={row['g_loss']}); "
-                         f"{self.run_dir / 'latest.pt'} holds the last saved state: resume from it with a lower "
-                         "--lr, or --amp off")
+        values = ", ".join(f"{k}={row[k]}" for k in fields)
+        raise TrainError(f"step {self.step}: training diverged ({values}); {self.run_dir / 'latest.pt'} holds the "
+                         "last saved state: resume from it with a lower --lr, or --amp off")
 
     def _check_replicas(self) -> None:
         """At every save (all ranks take part): stop a multi-process run whose replicas no longer
@@ -379,7 +382,7 @@ class Trainer:
                                    elapsed_s=now - started)
                         log.write(row)
                         self._check_finite(row)
-                        bar.set_postfix(d_loss=f"{row['d_loss']:.4f}", g_loss=f"{row['g_loss']:.4f}")
+                        bar.set_postfix({k: f"{row[k]:.4f}" for k in self.model.progress_fields})
                         sums, interval_start, interval_steps = {}, now, 0
                     self._write_periodic_outputs(result)
                 result.paused = not result.interrupted and self.step < iters and bool(o.stop_at)

@@ -1,10 +1,10 @@
 """`nicegan train`'s options: one dataclass for every architecture, the checks they share, and
 how a resumed run's saved options combine with those given again.
 
-Each architecture (nicegan.models) names the fields that only it reads and fills in its own
-defaults (a 0 means "the architecture's default" for `iters`, `lr` and `load_size`); a field of
-another architecture that is set is refused, so that `--ch 32 --arch cyclegan` cannot silently
-train something else than what was asked for.
+Each architecture (nicegan.models) names the fields that it reads and others do not, and fills in
+its own defaults (a 0 means "the architecture's default" for `iters`, `lr`, `load_size` and
+`batch_size`); a field of another architecture that is set is refused, so that `--ch 32 --arch
+cyclegan` cannot silently train something else than what was asked for.
 """
 from __future__ import annotations
 
@@ -58,12 +58,22 @@ class TrainOptions:
     epochs_decay: int = 0  # epochs of linear decay; 0: the official 100 (or from --iters)
     epoch_count: int = 1  # the epoch that official *_net_*.pth files resumed with --resume DIR continue at
     save_epoch_freq: int = 5  # write the official {epoch}_net_*.pth every N epochs (0: never)
-    # MSGAN (nicegan.models.latent), for every architecture
+    # MSGAN (nicegan.models.latent), for NICE-GAN and CycleGAN
     latent_dim: int = 0  # a latent code of this size enters the generators (0: the official deterministic models)
     ms_weight: float = 1.0  # weight of the mode-seeking term of a latent model (MSGAN's 1; 0: off)
+    # TUNIT (nicegan.models.tunit), under the official option names; --ch is its base width
+    k: int = 10  # pseudo-domains (the official --output_k)
+    sty_dim: int = 128  # style code size
+    separated: int = 0  # iterations that train the guiding network alone; 0: the official 65/200 of --iters
+    ema_start: int = 0  # the iteration from which G_EMA averages G; 0: the official 66/200 of --iters
+    w_adv: float = 1.0
+    w_rec: float = 0.1
+    w_vec: float = 0.01  # the generator's style contrastive loss
+    w_gp: float = 10.0  # R1 on real images
+    color_jitter: bool = True  # of the guiding network's augmented view (the official two-domain sets: off)
     # schedule and run, for every architecture
     iters: int = 0  # total iterations; 0: the architecture's default
-    batch_size: int = 1
+    batch_size: int = 0  # 0: the architecture's official (NICE-GAN and CycleGAN 1, TUNIT 32)
     lr: float = 0.0  # 0: the architecture's official
     seed: int = 0
     workers: int = 2
@@ -93,10 +103,10 @@ def check_shared_options(o: TrainOptions) -> None:
     """Refuse options that no architecture can train with, with the fix in the message."""
     if o.arch not in ARCHITECTURES:
         raise TrainError(f"--arch {o.arch}: choose one of {', '.join(ARCHITECTURES)}")
-    for name in ("batch_size", "save_every", "sample_every", "log_every"):
+    for name in ("save_every", "sample_every", "log_every"):
         if getattr(o, name) < 1:
             raise TrainError(f"{flag(name)} must be >= 1 (got {getattr(o, name)})")
-    for name in ("iters", "stop_at", "lr", "latent_dim", "ms_weight"):
+    for name in ("iters", "stop_at", "lr", "latent_dim", "ms_weight", "batch_size"):
         if getattr(o, name) < 0:
             raise TrainError(f"{flag(name)} must be >= 0 (got {getattr(o, name)})")
     if not o.latent_dim and o.ms_weight != _default("ms_weight"):
@@ -106,11 +116,12 @@ def check_shared_options(o: TrainOptions) -> None:
         raise TrainError(f"--load-size {o.load_size}: must be at least --img-size {o.img_size} (or 0)")
     if o.amp not in AMP_MODES:
         raise TrainError(f"--amp must be one of {', '.join(AMP_MODES)} (got {o.amp!r})")
+    own = get_architecture(o.arch).own_options
     for other in ARCHITECTURES:
         if other == o.arch:
             continue
         for name in get_architecture(other).own_options:
-            if getattr(o, name) != _default(name):
+            if name not in own and getattr(o, name) != _default(name):
                 raise TrainError(f"{flag(name)} is an option of --arch {other}; --arch {o.arch} does not use it: "
                                  f"drop it (or pass --arch {other})")
 
@@ -119,7 +130,9 @@ def resolve_options(options: TrainOptions) -> TrainOptions:
     """The shared checks, then the architecture's defaults and checks; data-independent (the
     schedule, which needs the image counts, is resolved by the trainer)."""
     check_shared_options(options)
-    return get_architecture(options.arch).resolve_options(options)
+    architecture = get_architecture(options.arch)
+    options = replace(options, batch_size=options.batch_size or architecture.default_batch_size)
+    return architecture.resolve_options(options)
 
 
 def merge_resumed_options(options: TrainOptions, explicit: Iterable[str], saved: dict[str, Any]) -> TrainOptions:

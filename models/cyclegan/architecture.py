@@ -170,7 +170,7 @@ class CycleGAN(Architecture):
     name = "cyclegan"
     title = "CycleGAN"
     own_options = ("net_g", "ngf", "ndf", "n_layers_d", "lambda_a", "lambda_b", "lambda_identity", "pool_size",
-                   "gan_mode", "epochs", "epochs_decay", "epoch_count", "save_epoch_freq")
+                   "gan_mode", "epochs", "epochs_decay", "epoch_count", "save_epoch_freq", "latent_dim", "ms_weight")
 
     def resolve_options(self, options: TrainOptions) -> TrainOptions:
         options = replace(options, lr=options.lr or OFFICIAL_LR)

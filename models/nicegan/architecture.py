@@ -155,7 +155,7 @@ class NiceGAN(Architecture):
     name = "nicegan"
     title = "NICE-GAN"
     own_options = ("ch", "n_res", "n_dis", "light", "residual", "adv_weight", "cycle_weight", "recon_weight",
-                   "identity_init", "latent_regression")
+                   "identity_init", "latent_regression", "latent_dim", "ms_weight")
 
     def resolve_options(self, options: TrainOptions) -> TrainOptions:
         """n_dis chosen from img_size when it was not given (0), the official lr, then every option checked."""

@@ -6,11 +6,14 @@ graph, float graph, PyTorch module, TensorRT engine), the conversion lives in th
 
 A latent (multimodal) model also gets its code on every call: `latent`, the code of one seed
 (`use_seed`, seed 0 until a job chooses another), the same for every frame of a job, so that a
-video keeps one look.
+video keeps one look. A style model (TUNIT) takes a style code there instead (`use_style`): a
+reference's (runtime.styles) or a pseudo-domain's mean, its first one until a job chooses.
 """
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 
@@ -23,7 +26,11 @@ class BackendError(NiceganError, RuntimeError):
 
 
 def refuse_without_latent(info: ModelInfo, option: str) -> None:
-    """`option` (--seed, --samples) chooses a latent model's code: a deterministic model refuses it."""
+    """`option` (--seed, --samples) chooses a latent model's code: a deterministic model refuses it,
+    and so does a style model, whose code is a style."""
+    if info.latent_dim and info.code == "style":
+        raise BackendError(f"{option}: this TUNIT model takes a style, not a random code: choose it with --reference "
+                           "IMG or --domain K")
     if not info.latent_dim:
         raise BackendError(f"{option}: this model has no latent code (latent_dim 0), so it has one translation "
                            "per image; drop it, or use a model trained with --latent-dim (e.g. 8)")
@@ -32,17 +39,31 @@ def refuse_without_latent(info: ModelInfo, option: str) -> None:
 class Backend(ABC):
     name: str = "base"
 
-    def __init__(self, info: ModelInfo):
+    def __init__(self, info: ModelInfo, model_path: str | os.PathLike | None = None):
         self.info = info
+        self.model_path = None if model_path is None else Path(model_path)
         self.seed: int | None = None
-        self.latent: np.ndarray | None = None   # float32 (1, latent_dim) of a latent model
-        if info.latent_dim:
+        self.latent: np.ndarray | None = None   # float32 (1, latent_dim): a latent model's code or a style
+        if info.latent_dim and info.code == "latent":
             self.use_seed(0)
+        elif info.latent_dim:
+            from nicegan.runtime.styles import default_style
+            self.latent = default_style(info)
 
     def use_seed(self, seed: int) -> None:
         """Translate with the latent code of `seed` from now on (export.metadata.latent_for_seed)."""
         refuse_without_latent(self.info, f"--seed {seed}")
         self.seed, self.latent = seed, latent_for_seed(seed, self.info.latent_dim)
+
+    def use_style(self, style: np.ndarray) -> None:
+        """Translate with this style code (1, latent_dim) from now on (runtime.styles.StyleChoice)."""
+        self.latent = np.ascontiguousarray(style, dtype=np.float32).reshape(1, self.info.latent_dim)
+
+    def reference_style(self, reference: np.ndarray) -> np.ndarray:
+        """The style code (1, latent_dim) of a prepared reference (runtime.styles.read_reference): an
+        exported model's style encoder graph; the PyTorch backend uses the checkpoint's."""
+        from nicegan.runtime.styles import StyleGraph, style_graph_path
+        return StyleGraph(style_graph_path(self.model_path, self.info))(reference)
 
     @property
     @abstractmethod

@@ -25,7 +25,7 @@ class ONNXRuntimeBackend(Backend):
             raise BackendError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]}); "
                                "re-export it with `nicegan export onnx`") from exc
         self._input = _frames_input(self.session)
-        super().__init__(_model_info(self.session))
+        super().__init__(_model_info(self.session), path)
         self._float_io = self.info.io == "float"
 
     @property

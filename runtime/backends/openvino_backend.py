@@ -122,7 +122,7 @@ class OpenVINOBackend(Backend):
         self.path = Path(model_path)
         self.core = shared_core()
         self.device_name = resolve_device(self.core, device)
-        super().__init__(_model_info(self._read()))
+        super().__init__(_model_info(self._read()), self.path)
         self.precision = native_precision(self.core, self.device_name) if precision == "auto" else precision
         self._check_precision(precision)
         self.mode = mode

@@ -50,7 +50,7 @@ class TensorRTBackend(Backend):
             self._trt = trt or import_tensorrt()
         except TensorRTError as exc:
             raise BackendError(str(exc)) from None
-        super().__init__(model_info_from_sidecar(sidecar))
+        super().__init__(model_info_from_sidecar(sidecar), self.path)
         self._memory = memory or PycudaMemory(device)
         self._staging: dict[str, Staging] = {}
         self._check_built_here(sidecar)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from nicegan.common import cpu_threads
-from nicegan.export.translator import TranslatorError, UInt8IO, load_translator
+from nicegan.export.translator import TranslatorError, UInt8IO, load_style_encoder, load_translator
 from nicegan.runtime.backends.base import Backend, BackendError
 from nicegan.trainer.threads import cpu_has_native_bf16
 
@@ -34,7 +34,7 @@ class TorchBackend(Backend):
                                            scale=scale)
         except TranslatorError as exc:
             raise BackendError(str(exc)) from exc
-        super().__init__(info)
+        super().__init__(info, checkpoint)
         if self._device.type == "cpu":
             torch.set_num_threads(cpu_threads(threads))  # more threads than free cores: many times slower
         # channels_last lets oneDNN's bf16 convolutions (AMX, AVX512_BF16) and cuDNN's tensor cores
@@ -68,6 +68,15 @@ class TorchBackend(Backend):
             if self.precision in _AUTOCAST else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
             return self.module(batch, *code).cpu().numpy()
+
+    def reference_style(self, reference: np.ndarray) -> np.ndarray:
+        """The checkpoint's own style encoder (TUNIT's C_EMA), in fp32."""
+        try:
+            encoder = load_style_encoder(self.model_path)[0].to(self._device)
+        except TranslatorError as exc:
+            raise BackendError(str(exc)) from exc
+        with torch.inference_mode():
+            return encoder(torch.from_numpy(reference).to(self._device)).float().cpu().numpy()
 
     def close(self) -> None:
         self.module = None
