@@ -108,7 +108,9 @@ def _torch(path: Path, device: str | None) -> tuple[ModelInfo, list[str], str]:
     module, info = load_translator(path)
     params = sum(p.numel() for p in module.parameters())
     code = f" and a {info.code} code (1, {info.latent_dim})" if info.latent_dim else ""
-    io_lines = [f"checkpoint: float32 NCHW RGB in [-1, 1]{code}, {params / 1e6:.2f} M parameters (direction a2b shown)",
+    # A style model has one generator for every pseudo-domain, so no direction to name.
+    shown = "" if info.code == "style" and info.latent_dim else " (direction a2b shown)"
+    io_lines = [f"checkpoint: float32 NCHW RGB in [-1, 1]{code}, {params / 1e6:.2f} M parameters{shown}",
                 "the runtime feeds uint8 NHWC BGR frames through the same casts as the exported uint8 graph"]
     device = f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else \
         f"CPU ({torch.get_num_threads()} threads)"
