@@ -188,7 +188,7 @@ def _connect(ray: Any, address: str | None) -> bool:
 
 def _quiet_ray() -> None:
     """The driver prints the job's own progress and summary; Ray's start-up and execution-plan
-    lines stay in its log folder (/tmp/ray/session_latest/logs). Ray Data sets up its logger when
+    lines stay in Ray's own log folder (`session_latest/logs` under its temp dir). Ray Data sets up its logger when
     it is imported, so this runs after that import."""
     import ray.data  # noqa: F401 - configures the "ray.data" logger, which is then turned down
     for name in ("ray", "ray.data"):
