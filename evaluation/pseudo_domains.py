@@ -31,7 +31,6 @@ from nicegan.common import write_text_atomic
 from nicegan.evaluation.bootstrap import CONFIDENCE, percentile_interval
 from nicegan.evaluation.diversity import kmeans, nearest_centre
 from nicegan.evaluation.metrics import MetricsError, extract_image_features, fid_from_features, load_extractor
-from nicegan.export.translator import load_style_encoder, load_translator
 from nicegan.models.architecture import read_any_checkpoint
 from nicegan.trainer.data import IMAGE_EXTENSIONS, eval_transform
 
@@ -148,8 +147,9 @@ class EvaluatedModel:
                                "takes a TUNIT run's latest.pt")
         from nicegan.models.tunit.checkpoint import load_networks
         self.guiding = load_networks(ckpt, path, ("C",))["C"]
-        self.encoder, self.img_size = load_style_encoder(path)
-        self.translator, info = load_translator(path)
+        # All three from the one checkpoint read above (load_translator would read it twice more).
+        self.encoder, self.img_size = architecture.style_encoder(ckpt, path)
+        self.translator, info = architecture.translator(ckpt, path, "a2b", self.img_size)
         self.k = info.domains
 
     @torch.no_grad()
