@@ -597,9 +597,10 @@ def flicker_command(input_video: str, outputs: tuple[str, ...], reference: str |
 @click.option("--teacher-scale", default=2, show_default=True,
               help="The teacher runs at size x this, then its output is downscaled.")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--no-progress", is_flag=True, help="No progress bars (logs, CI).")
 def data_command(out_root: Path, task: str, classes: str, source: Path | None, size: int, train_count: int,
                  test_count: int, val_count: int, seed: int, teacher: Path | None, teacher_scale: int,
-                 device: str) -> None:
+                 device: str, no_progress: bool) -> None:
     """Build an offline dataset in OUT_ROOT (resumable): "photo -> vintage", the multi-look task, or
     Fashion-MNIST for TUNIT (--train-count and --test-count per class)."""
     if task == "fashion-mnist":
@@ -612,7 +613,8 @@ def data_command(out_root: Path, task: str, classes: str, source: Path | None, s
         from nicegan.datasets.looks import build_looks_dataset as build
     else:
         from nicegan.datasets.offline_data import build_dataset as build
-    counts = build(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale, val_count=val_count)
+    counts = build(out_root, size, train_count, test_count, seed, teacher, device, teacher_scale,
+                   progress=not no_progress, val_count=val_count)
     click.echo(" ".join(f"{folder}={n}" for folder, n in counts.items()) + f"; sources: {out_root / 'SOURCES.md'}")
 
 

@@ -119,10 +119,12 @@ def test_a_resumed_build_rewrites_only_the_missing_files(built, stand_in_teacher
     assert [p for p in files if p.stat().st_mtime_ns != stamps[p]] == same_crop
 
 
-def test_the_cli_builds_the_looks_task(tmp_path, stand_in_teacher):
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_cli_builds_the_looks_task(tmp_path, stand_in_teacher, quiet):
     result = CliRunner().invoke(cli, ["data", str(tmp_path / "ds"), "--task", "looks", "--size", "32",
                                       "--train-count", "4", "--test-count", "1", "--val-count", "0",
-                                      "--teacher", str(stand_in_teacher)])
+                                      "--teacher", str(stand_in_teacher)] + ["--no-progress"] * quiet)
     assert result.exit_code == 0, result.output
     assert "trainB=4" in result.output and "testA_looks/vintage=1" in result.output
+    assert ("writing crops" in result.output) != quiet     # the progress bar, unless --no-progress
     assert "looks" in json.loads((tmp_path / "ds" / "build.json").read_text())["task"]
