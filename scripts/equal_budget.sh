@@ -3,10 +3,10 @@
 # calibration run measures its it/s, and its --iters is set so that its whole schedule (the decay to
 # lr 0 included) fits the budget. Expects WORK, DATA and BUDGET_S; sets RESULTS (created) and COMMON,
 # the options every model shares: 64 px crops of the 128 px images (as the bundled model), batch 1,
-# the machine's 2 cores. Resumable: a model whose .iters file exists is not calibrated again, and a
+# THREADS threads (default 2: the machine's 2 cores). Resumable: a model whose .iters file exists is not calibrated again, and a
 # run with a latest.pt is resumed.
 CALIBRATION_STEPS=60
-COMMON=(--img-size 64 --load-size 128 --batch-size 1 --workers 1 --threads 2 --seed 0)
+COMMON=(--img-size 64 --load-size 128 --batch-size 1 --workers 1 --threads "${THREADS:-2}" --seed 0)
 RESULTS="$WORK/results"
 mkdir -p "$RESULTS"
 
