@@ -151,6 +151,8 @@ def main() -> None:
 @click.option("--stop-at", default=0, show_default=True, metavar="STEP",
               help="Save latest.pt and stop at STEP (the lr schedule stays that of the whole run); continue later "
                    "with --resume, e.g. with other loss weights (0: run to the end).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Progress bars (--no-progress: logs, CI; log.csv and the messages are the same).")
 @click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[PATH]",
               help="Continue RUN_DIR/latest.pt, or PATH: ours, an official NICE-GAN *_params_latest.pt, or a folder "
                    "of the official CycleGAN latest_net_*.pth (networks only: Adam and the pools restart, with a "

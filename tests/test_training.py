@@ -93,6 +93,17 @@ def test_an_existing_run_is_never_overwritten_without_resume(short_run, image_da
     assert result.exit_code == 1 and "already holds a run (latest.pt); add --resume" in result.output
 
 
+@pytest.mark.parametrize("progress", [True, False])
+def test_no_progress_drops_the_bar_and_keeps_the_messages(image_dataset, tmp_path, progress):
+    run = tmp_path / "run"
+    result = run_train(image_dataset, "--out", run, *TINY_ARGS, "--iters", 1, "--n-samples", 0,
+                       *([] if progress else ["--no-progress"]))
+    assert result.exit_code == 0, result.output
+    assert "nicegan train:" in result.output and "Done at step 1" in result.output
+    assert ("train: 100%" in result.output) == progress
+    assert [int(r["step"]) for r in log_rows(run)] == [1]
+
+
 def test_resume_from_an_official_checkpoint(image_dataset, tmp_path):
     """An official *_params_latest.pt (no config, torch Adam states after one official step) continues."""
     nets = make_trained_like(TINY, 1)

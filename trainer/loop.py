@@ -308,7 +308,7 @@ class Trainer:
         at step 0 and --resume runs the warm start again from there."""
         o, main = self.options, self.context.is_main
         values: list[float] = []
-        with tqdm(total=warm.steps, disable=not main, unit="it", dynamic_ncols=True, desc=warm.name) as bar:
+        with tqdm(total=warm.steps, disable=not (main and o.progress), unit="it", dynamic_ncols=True, desc=warm.name) as bar:
             for index in range(1, warm.steps + 1):
                 if self.context.enabled:
                     stop.requested = ddp.any_rank(stop.requested, self.device)
@@ -347,7 +347,7 @@ class Trainer:
             self.write_config()
             log = RunLog(self.run_dir, self.step, self.model.log_fields)
             self._announce()
-        bar = tqdm(total=iters, initial=self.step, disable=not main, unit="it", dynamic_ncols=True, desc="train")
+        bar = tqdm(total=iters, initial=self.step, disable=not (main and o.progress), unit="it", dynamic_ncols=True, desc="train")
         sums: dict[str, torch.Tensor] = {}
         interval_start, interval_steps, started = time.perf_counter(), 0, time.perf_counter()
         try:

@@ -16,7 +16,7 @@ from nicegan.models import ARCHITECTURES, get_architecture
 
 AMP_MODES = ("off", "bf16", "fp16")
 # Where and how to run, never taken from a resumed run's saved options.
-SESSION_FIELDS = ("data_root", "out", "resume", "epoch_count", "device", "workers", "threads", "stop_at")
+SESSION_FIELDS = ("data_root", "out", "resume", "epoch_count", "device", "workers", "threads", "stop_at", "progress")
 LATEST = "latest"
 # Options whose command-line name is not the field name with dashes.
 FLAGS = {"net_g": "--netG"}
@@ -88,6 +88,7 @@ class TrainOptions:
     n_samples: int = 4
     resume: str | None = None  # None, LATEST (RUN_DIR/latest.pt), a checkpoint path or a folder of official files
     stop_at: int = 0  # save latest.pt and stop at this step, to resume later (0: run to iters)
+    progress: bool = True  # progress bars (off for logs and CI); log.csv and the messages stay
 
 
 def flag(name: str) -> str:
