@@ -11,8 +11,8 @@
 # Usage: scripts/compare_msgan.sh [WORK_DIR]; BUDGET_S (default 10800: 3 h each), SAMPLES (10), DATA,
 # DATA_ARGS (options of `nicegan data --task looks`, e.g. smaller counts) and NICE_ARGS override the
 # defaults. LANES=2 trains two variants at a time with one thread each (THREADS=1), each lane's
-# calibration under the other's load: on a 2-core VM two one-thread runs make 1.48x the steps of one
-# two-thread run, so each variant gets more steps in the same wall time. Resumable: each stage skips
+# calibration under the other's load: on a 2-core VM two one-thread runs make more steps in all than
+# one two-thread run (benchmarks/training_lanes.py; docs/BENCHMARKS.md section 11). Resumable: each stage skips
 # what exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,4 +60,4 @@ for name in "${ORDER[@]:1}"; do
       --looks "$DATA/testA_looks" --json "$RESULTS/${name}_diversity.json" --no-progress \
       | tee "$RESULTS/${name}_diversity.txt"
 done
-echo "results in $RESULTS (the table of docs/MODEL.md, 'Many looks from one photo', is made from them)"
+python scripts/msgan_table.py "$RESULTS"   # the table of docs/MODEL.md, 'Many looks from one photo'
