@@ -730,20 +730,28 @@ def _eval_diversity(real_dir: Path, fake_dir: Path, baseline_dir: Path | None, l
               default=Path("nicegan_demo"), show_default=True, help="Folder for the results.")
 @click.option("-m", "--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Model to demonstrate [default: the bundled photo->vintage model].")
+@click.option("--looks-model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Model with a latent code whose seeds make the looks/ sheets [default: the bundled "
+                   "multi-look MSGAN model].")
+@click.option("--no-looks", is_flag=True, help="Skip the multi-look sheets.")
 @click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True)
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [default: CUDA when present].")
 @click.option("--overwrite", is_flag=True, help="Redo results that already exist.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def demo_command(out_dir: Path, model: Path | None, backend: str, device: str | None, overwrite: bool,
-                 no_progress: bool) -> None:
+def demo_command(out_dir: Path, model: Path | None, looks_model: Path | None, no_looks: bool, backend: str,
+                 device: str | None, overwrite: bool, no_progress: bool) -> None:
     """Translate the bundled sample video and photos with the bundled model: the translations and
-    side-by-side comparisons go to OUT. Nothing is downloaded; a CPU is enough."""
-    from nicegan.runtime.demo import DEFAULT_MODEL, run_demo
+    side-by-side comparisons go to OUT. Then OUT/looks/ shows, for each photo, the default model's
+    translation beside three seeds of the bundled multi-look model (MSGAN's mode-seeking term:
+    one photo, several looks). Nothing is downloaded; a CPU is enough."""
+    from nicegan.runtime.demo import DEFAULT_MODEL, LOOKS_MODEL, run_demo
     reports = run_demo(out_dir, model or DEFAULT_MODEL, backend, device, overwrite, not no_progress,
-                       log=lambda line: click.echo(line, err=True))
+                       log=lambda line: click.echo(line, err=True),
+                       looks_model=None if no_looks else looks_model or LOOKS_MODEL)
     if not all(report.ok for report in reports):
         raise SystemExit(1)
-    click.echo(f"done: open {out_dir}/ (translations and *_compare side-by-side views)")
+    looks = "" if no_looks else ", looks/ the multi-look model's seeds"
+    click.echo(f"done: open {out_dir}/ (translations, *_compare side-by-side views{looks})")
 
 
 if __name__ == "__main__":

@@ -251,3 +251,12 @@ def write_image(path: PathLike, image: np.ndarray, fsync: bool = False) -> Path:
     if not ok:
         raise ImageWriteError(f"{path}: OpenCV cannot write '{path.suffix}' files")
     return write_bytes_atomic(path, encoded.tobytes(), fsync)
+
+
+def pairwise_pixel_distance(images: np.ndarray) -> float:
+    """Mean absolute difference in levels, averaged over the pairs of one photo's outputs (N, H, W, C) (0 for one)."""
+    pairs = [(i, j) for i in range(len(images)) for j in range(i + 1, len(images))]
+    if not pairs:
+        return 0.0
+    flat = images.reshape(len(images), -1).astype(np.float32)
+    return float(np.mean([np.abs(flat[i] - flat[j]).mean() for i, j in pairs]))

@@ -42,7 +42,7 @@ import numpy as np
 from scipy.stats import norm
 from tqdm import tqdm
 
-from nicegan.common import write_text_atomic
+from nicegan.common import pairwise_pixel_distance, write_text_atomic
 from nicegan.datasets.looks import INPUT_LOOK
 from nicegan.evaluation.bootstrap import CONFIDENCE, percentile_interval, weighted_fid, weighted_mmd2
 from nicegan.evaluation.metrics import (
@@ -170,15 +170,6 @@ def deterministic_files(baseline_dir: Path, photos: list[str]) -> dict[str, Path
         raise MetricsError(f"{baseline_dir}: no output for {len(missing)} of the {len(photos)} photos (e.g. "
                            f"{missing[0]}); the deterministic baseline needs NAME.EXT for every NAME_s*.EXT")
     return files
-
-
-def pairwise_pixel_distance(images: np.ndarray) -> float:
-    """Mean absolute difference in levels, averaged over the pairs of one photo's outputs (0 for one)."""
-    pairs = [(i, j) for i in range(len(images)) for j in range(i + 1, len(images))]
-    if not pairs:
-        return 0.0
-    flat = images.reshape(len(images), -1).astype(np.float32)
-    return float(np.mean([np.abs(flat[i] - flat[j]).mean() for i, j in pairs]))
 
 
 def pairwise_feature_distance(features: np.ndarray) -> float:

@@ -16,6 +16,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import norm
 
 from nicegan.cli import cli
+from nicegan.common import pairwise_pixel_distance
 from nicegan.datasets.looks import INPUT_LOOK, OPENCV_LOOKS, opencv_look
 from nicegan.evaluation.diversity import (
     AMBIGUOUS,
@@ -27,7 +28,6 @@ from nicegan.evaluation.diversity import (
     matched_noise,
     nearest_centre,
     pairwise_feature_distance,
-    pairwise_pixel_distance,
 )
 from nicegan_testutils import random_crops, real_photos
 from test_metrics import TinyExtractor
