@@ -7,6 +7,7 @@ work without torch.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 
@@ -367,7 +368,10 @@ def _scale_options(command):
 
 
 def _open_backend(model: str | None, backend: str, device: str | None, half: bool, direction: str, scale: int,
-                  precision: str, threads: int, live: bool = False):
+                  precision: str, threads: int, live: bool = False,
+                  prepare: Callable[[Any], list[str]] | None = None):
+    """The opened backend, its line printed; `prepare(opened)` first gives it the job's code or style and
+    returns the lines that say which, or refuses options the model cannot take before anything is printed."""
     from nicegan.runtime.backends import choose_backend, open_backend
     if model is None:
         from nicegan.runtime.demo import DEFAULT_MODEL, DEFAULT_MODEL_DESCRIPTION
@@ -376,7 +380,14 @@ def _open_backend(model: str | None, backend: str, device: str | None, half: boo
     _, why = choose_backend(model, backend, device)
     opened = open_backend(model, backend, half=half, device=device, direction=direction, scale=scale,
                           precision=precision, threads=threads, live=live)
+    try:
+        lines = prepare(opened) if prepare else []
+    except BaseException:
+        opened.close()
+        raise
     click.echo(f"backend: {opened.name} on {opened.device} ({why})", err=True)
+    for line in lines:
+        click.echo(line, err=True)
     if opened.name == "torch" and opened.device.startswith("CPU"):
         click.echo(f"hint: on CPU an exported model runs faster: nicegan export onnx {model}", err=True)
     return opened
@@ -476,19 +487,21 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
         for line in report.summary_lines():
             click.echo(line)
     else:
-        with _open_backend(model, backend, device, half, direction, scale, precision, threads,
-                           live=is_live(input_spec)) as opened:
-            chosen = style.apply(opened)
-            if chosen:
-                click.echo(chosen, err=True)
+        def choose_code(opened) -> list[str]:
             if samples is not None:
                 refuse_without_latent(opened.info, f"--samples {samples}")
+            elif seed is not None:
+                opened.use_seed(seed)
+            chosen = style.apply(opened)
+            return [chosen] if chosen else []
+
+        with _open_backend(model, backend, device, half, direction, scale, precision, threads,
+                           live=is_live(input_spec), prepare=choose_code) as opened:
+            if samples is not None:
                 first = seed or 0
                 report = translate_samples(input_spec, output_spec, opened, range(first, first + samples),
                                            translate_options)
             else:
-                if seed is not None:
-                    opened.use_seed(seed)
                 if shard is not None:
                     from nicegan.runtime.jobs import parse_shard, translate_shard
                     report = translate_shard(input_spec, output_spec, opened, parse_shard(shard, shard_count),

@@ -172,6 +172,7 @@ def test_a_deterministic_model_refuses_seed_and_samples(tiny_onnx, tmp_path, arg
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"{' '.join(args)}: this model has no latent code (latent_dim 0)" in result.output
     assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
+    assert "backend:" not in result.output, "refused before the job starts, not after its backend line"
 
 
 def test_samples_with_shards_say_what_to_run_instead(latent_export, tmp_path):
