@@ -403,6 +403,8 @@ def train(options: TrainOptions, explicit: Iterable[str] = ()) -> TrainResult:
     """Train (or resume) a run; `explicit` names the options given on the command line, which
     override the saved ones when resuming."""
     try:
-        return Trainer(options, explicit).run()
+        result = Trainer(options, explicit).run()
+        ddp.wait_for_all_ranks()   # not on an error: a rank that died would hold the others at the barrier
+        return result
     finally:
         ddp.shutdown()
