@@ -45,8 +45,8 @@ class LowBandFilter(TemporalFilter):
     """The alternative the design left open: only the low band of the correction is applied, so
     fine detail always comes from P (cannot smear texture; leaves texture flicker)."""
 
-    def _blended(self, translated: np.ndarray, motion: Motion) -> np.ndarray:
-        correction = super()._blended(translated, motion) - translated
+    def _blended(self, translated: np.ndarray, where: np.ndarray, motion: Motion) -> np.ndarray:
+        correction = super()._blended(translated, where, motion) - translated
         h, w = translated.shape[:2]
         small = cv2.resize(correction, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
         small = cv2.GaussianBlur(small, (0, 0), 1.25)     # sigma about the longest side / 64 at full size

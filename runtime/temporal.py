@@ -9,8 +9,13 @@ next where the scene hardly changed. The filter blends each translated frame P_t
 
 where c in [0, 1] says where the flow can be trusted: forward and backward flows agree (Ruder et
 al. 2016's test), the warped previous input matches the current one (Bonneel et al. 2015's
-photometric weight) and the warp stays inside the frame. Only past frames are used, so cameras and
-streams work; a frame that the flow cannot explain (mean confidence below CUT_CONFIDENCE: a scene
+photometric weight) and the warp stays inside the frame. How strict that test is follows the
+model: the filter measures the model's *flicker index*, its output's frame-to-frame change over
+its input's where the flow is sure (about 1 for a model that does not flicker, tens for one that
+does), and as it rises from 3 to 6 the confidence's one-pixel erosion is given up and the flow is
+matched more finely, so thin moving things (walkers seen from afar) are steadied too; a stable
+model keeps the strict test, which keeps its moving edges free of ghosts, and the faster flow
+(docs/BENCHMARKS.md, section 6). Only past frames are used, so cameras and streams work; a frame that the flow cannot explain (mean confidence below CUT_CONFIDENCE: a scene
 cut) restarts the recursion. The network never sees O_{t-1}, so batching and backends are untouched.
 
 `estimate_motion` needs only two input frames and is thread-safe (the pipeline's decode workers run
@@ -34,13 +39,23 @@ DEFAULT_STRENGTH = 0.7
 MAX_STRENGTH = 0.95         # above it, a wrong flow's ghost takes tens of frames to fade
 FLOW_SIDE = 640             # flow is computed with the longest side at most this, then upsampled
 FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_FAST
+# For a model that flickers, patches are matched down to half the flow's resolution, not FAST's
+# quarter: thin moving things get their own motion (with the relaxed test, such a model's E_warp on
+# the street clip 0.50 -> 0.44 of the per-frame output's). It costs 3.5x FAST's flow time (11.7 ->
+# 41 ms at 640x360), and changes nothing measurable for a stable model, which keeps FAST's own scale.
+FINE_FLOW_FINEST_SCALE = 1
 PHOTOMETRIC_SIGMA = 13.0    # levels: Bonneel et al.'s 0.05 of full scale
 CUT_CONFIDENCE = 0.25       # mean confidence below this: the frame does not follow from the last one
+SURE_CONFIDENCE = 0.9       # where the flicker index is measured
+# Flicker index at which the confidence starts to be relaxed and is fully relaxed. Measured on 4 real
+# clips: 0.8 to 1.9 for the bundled model, 20 to 630 for a flickering one (docs/BENCHMARKS.md, 6).
+RELAX_FROM, RELAX_FULLY_AT = 3.0, 6.0
+INDEX_SMOOTHING = 0.3       # weight of each frame's ratio in the running flicker index
 # Ruder et al.'s forward-backward test: |b + f(x + b)|^2 <= 0.01 (|b|^2 + |f(x + b)|^2) + 0.5 px^2.
 _ROUND_TRIP_RELATIVE = 0.01
 _ROUND_TRIP_ABSOLUTE = 0.5
 
-_threads = threading.local()   # one DIS instance per thread: calc() keeps buffers in the object
+_threads = threading.local()   # DIS instances per thread (fast, fine): calc() keeps buffers in the object
 
 
 class TemporalError(NiceganError, ValueError):
@@ -51,27 +66,52 @@ class TemporalError(NiceganError, ValueError):
 class Motion:
     """How frame t moved from frame t-1, at flow size."""
     back: np.ndarray          # HxWx2 float32: frame t at x shows frame t-1 at x + back(x)
-    confidence: np.ndarray    # HxW float32 in [0, 1]: how far that is to be trusted
+    confidence: np.ndarray    # HxW float32 in [0, 1]: how far that is to be trusted (strict test)
+    loose: np.ndarray         # the same without the one-pixel erosion (for a model that flickers)
+    input_change: float       # mean squared input residual after the warp where confidence > SURE (nan: none)
+    frames: tuple[np.ndarray, np.ndarray]   # the gray frames t-1 and t at flow size, to refine it
+    fine: bool = False        # patches matched at half the flow's resolution
 
     @property
     def cut(self) -> bool:
         return float(self.confidence.mean()) < CUT_CONFIDENCE
 
+    def refined(self) -> Motion:
+        """The same motion from the fine flow (for a model that flickers)."""
+        return self if self.fine else _motion(*self.frames, fine=True)
+
 
 def estimate_motion(previous: np.ndarray, current: np.ndarray) -> Motion:
-    """Flow from `current` back to `previous` (uint8 BGR input frames of one size) and its confidence."""
-    before, now = _flow_gray(previous), _flow_gray(current)
-    dis = _dis()
+    """Flow from `current` back to `previous` (uint8 BGR input frames of one size) and its confidence,
+    from the fast flow; `TemporalFilter.blend` refines it, in order, when the model flickers (so the
+    output never depends on how far the decode workers ran ahead)."""
+    return _motion(_flow_gray(previous), _flow_gray(current), fine=False)
+
+
+def _motion(before: np.ndarray, now: np.ndarray, fine: bool) -> Motion:
+    dis = _dis(fine)
     back = dis.calc(now, before, None)
     forward = dis.calc(before, now, None)
-    return Motion(back, _confidence(before, now, back, forward))
+    where = pixel_grid(*now.shape) + back
+    residual = now.astype(np.float32) - warp(before.astype(np.float32), where)
+    photometric = np.exp(residual * residual * np.float32(-0.5 / PHOTOMETRIC_SIGMA ** 2))
+    photometric *= round_trip_agrees(back, warp(forward, where)) & inside_frame(where)
+    # Rejected regions (occlusions, cuts' edges) grow by a pixel and get soft edges: no seams.
+    confidence = cv2.GaussianBlur(cv2.erode(photometric, np.ones((3, 3), np.uint8)), (5, 5), 0)
+    sure = confidence > SURE_CONFIDENCE
+    input_change = float(np.mean(residual[sure] ** 2)) if sure.any() else float("nan")
+    return Motion(back, confidence, cv2.GaussianBlur(photometric, (5, 5), 0), input_change, (before, now), fine)
 
 
-def _dis() -> cv2.DISOpticalFlow:
-    dis = getattr(_threads, "dis", None)
-    if dis is None:
-        dis = _threads.dis = cv2.DISOpticalFlow_create(FLOW_PRESET)
-    return dis
+def _dis(fine: bool) -> cv2.DISOpticalFlow:
+    per_thread = getattr(_threads, "dis", None)
+    if per_thread is None:
+        per_thread = _threads.dis = {}
+    if fine not in per_thread:
+        per_thread[fine] = cv2.DISOpticalFlow_create(FLOW_PRESET)
+        if fine:
+            per_thread[fine].setFinestScale(FINE_FLOW_FINEST_SCALE)
+    return per_thread[fine]
 
 
 def _flow_gray(bgr: np.ndarray) -> np.ndarray:
@@ -81,15 +121,6 @@ def _flow_gray(bgr: np.ndarray) -> np.ndarray:
         return gray
     scale = FLOW_SIDE / max(h, w)
     return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-
-
-def _confidence(before: np.ndarray, now: np.ndarray, back: np.ndarray, forward: np.ndarray) -> np.ndarray:
-    where = pixel_grid(*now.shape) + back
-    residual = now.astype(np.float32) - warp(before.astype(np.float32), where)
-    confidence = np.exp(residual * residual * np.float32(-0.5 / PHOTOMETRIC_SIGMA ** 2))
-    confidence *= round_trip_agrees(back, warp(forward, where)) & inside_frame(where)
-    # Rejected regions (occlusions, cuts' edges) grow by a pixel and get soft edges: no seams.
-    return cv2.GaussianBlur(cv2.erode(confidence, np.ones((3, 3), np.uint8)), (5, 5), 0)
 
 
 def squared_length(flow: np.ndarray) -> np.ndarray:
@@ -145,30 +176,66 @@ class TemporalFilter:
         self.strength = strength
         self.frames = 0
         self.cuts: list[int] = []           # frames where the recursion restarted at a scene cut
+        self.flicker_index: float | None = None   # running: the model's output change over its input's
         self._confidence_sum = 0.0
         self._previous: np.ndarray | None = None   # O_{t-1}, float32: no rounding drift between frames
+        self._translated: np.ndarray | None = None  # P_{t-1}: what the model alone made of the last frame
 
     def blend(self, translated: np.ndarray, motion: Motion | None) -> np.ndarray:
         """O_t for the uint8 frame P_t; `motion` from the input frame before (None: the first frame)."""
         index, self.frames = self.frames, self.frames + 1
+        if motion is not None and self.fine_flow:
+            motion = motion.refined()
         if motion is not None:
             self._confidence_sum += float(motion.confidence.mean())
             if motion.cut:
                 self.cuts.append(index)
+        fresh = translated.astype(np.float32)
+        previous_translated, self._translated = self._translated, fresh
         if motion is None or motion.cut or self._previous is None or self._previous.shape != translated.shape:
-            self._previous = translated.astype(np.float32)
+            self._previous = fresh
             return translated
-        smoothed = self._blended(translated.astype(np.float32), motion)
+        h, w = translated.shape[:2]
+        where = pixel_grid(h, w) + flow_to_size(motion.back, h, w)
+        self._measure_flicker(fresh, previous_translated, where, motion)
+        smoothed = self._blended(fresh, where, motion)
         self._previous = smoothed
         return np.clip(np.rint(smoothed), 0, 255).astype(np.uint8)
 
-    def _blended(self, translated: np.ndarray, motion: Motion) -> np.ndarray:
+    def _measure_flicker(self, translated: np.ndarray, previous: np.ndarray, where: np.ndarray,
+                         motion: Motion) -> None:
+        """Update the flicker index: how much more the model's output changed than its input, on the
+        pixels whose flow is sure (the +1 level^2 keeps a still, noiseless input from dividing by 0)."""
         h, w = translated.shape[:2]
-        back = flow_to_size(motion.back, h, w)
-        confidence = cv2.resize(motion.confidence, (w, h), interpolation=cv2.INTER_LINEAR)
+        sure = cv2.resize((motion.confidence > SURE_CONFIDENCE).astype(np.uint8), (w, h),
+                          interpolation=cv2.INTER_NEAREST).astype(bool)
+        if not sure.any() or np.isnan(motion.input_change):
+            return
+        change = np.square(translated - warp(previous, where)).mean(axis=2)
+        ratio = float(change[sure].mean()) / (motion.input_change + 1.0)
+        index = self.flicker_index
+        self.flicker_index = ratio if index is None else index + INDEX_SMOOTHING * (ratio - index)
+
+    @property
+    def relaxed(self) -> float:
+        """How far the confidence test is relaxed for this model, 0 (strict) to 1 (no erosion)."""
+        if self.flicker_index is None:
+            return 0.0
+        return float(np.clip((self.flicker_index - RELAX_FROM) / (RELAX_FULLY_AT - RELAX_FROM), 0, 1))
+
+    @property
+    def fine_flow(self) -> bool:
+        """Whether the next frame's motion is refined with the fine flow: for a model that flickers."""
+        return self.relaxed > 0
+
+    def _blended(self, translated: np.ndarray, where: np.ndarray, motion: Motion) -> np.ndarray:
+        h, w = translated.shape[:2]
+        relaxed = self.relaxed
+        confidence = motion.confidence + relaxed * (motion.loose - motion.confidence) if relaxed else motion.confidence
+        confidence = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR)
         # Bicubic: the recursion re-warps its own memory every frame, and bilinear resampling
         # blurs it a little each time (a variance of up to 1/4 px^2 per axis per warp).
-        warped = warp(self._previous, pixel_grid(h, w) + back, cv2.INTER_CUBIC)
+        warped = warp(self._previous, where, cv2.INTER_CUBIC)
         weight = (confidence * np.float32(self.strength))[..., None]
         return translated + weight * (warped - translated)
 
@@ -176,6 +243,9 @@ class TemporalFilter:
         """One line for the job's notes: what the filter did."""
         pairs = self.frames - 1
         trusted = f"; flow trusted on {100 * self._confidence_sum / pairs:.0f}% of the pixels" if pairs > 0 else ""
+        if self.flicker_index is not None:
+            trusted += (f"; the model's flicker index {self.flicker_index:.3g} (about 1 where it does not flicker), "
+                        f"confidence test relaxed {self.relaxed:.0%}")
         cuts = (f"; restarted at {len(self.cuts)} scene cut(s) (frame {', '.join(map(str, self.cuts[:5]))}"
                 f"{', ...' if len(self.cuts) > 5 else ''})") if self.cuts else ""
         return f"temporal filter: strength {self.strength}{trusted}{cuts}"

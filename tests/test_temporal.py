@@ -19,6 +19,8 @@ from nicegan.runtime.flicker import measure_flicker, measure_videos, psnr
 from nicegan.runtime.pipeline import TranslateOptions, translate
 from nicegan.runtime.temporal import (
     DEFAULT_STRENGTH,
+    RELAX_FROM,
+    RELAX_FULLY_AT,
     TemporalError,
     TemporalFilter,
     estimate_motion,
@@ -44,10 +46,18 @@ def flickered(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
     return out
 
 
-def smoothed(inputs: list[np.ndarray], translated: list[np.ndarray],
-             strength: float = DEFAULT_STRENGTH) -> tuple[list[np.ndarray], TemporalFilter]:
+class StrictFilter(TemporalFilter):
+    """The filter that never relaxes its confidence test, whatever the model's flicker index."""
+
+    @property
+    def relaxed(self) -> float:
+        return 0.0
+
+
+def smoothed(inputs: list[np.ndarray], translated: list[np.ndarray], strength: float = DEFAULT_STRENGTH,
+             kind: type[TemporalFilter] = TemporalFilter) -> tuple[list[np.ndarray], TemporalFilter]:
     """What the pipeline does, frame by frame in order."""
-    temporal = TemporalFilter(strength)
+    temporal = kind(strength)
     out = [temporal.blend(p, estimate_motion(inputs[i - 1], inputs[i]) if i else None)
            for i, p in enumerate(translated)]
     return out, temporal
@@ -143,6 +153,23 @@ def test_a_scene_cut_restarts_the_filter():
     assert np.array_equal(out[10], translated[10]) and temporal.cuts == [10]   # ...none across it
     assert np.abs(out[11].astype(int) - translated[11]).mean() > 1     # and again after it
     assert "restarted at 1 scene cut(s) (frame 10)" in temporal.summary()
+
+
+def test_the_flicker_index_tells_a_flickering_model_from_a_stable_one():
+    """A model that passes its input through has an index near 1 and keeps the strict test (its
+    output is what the strict filter makes); one that flickers is past RELAX_FULLY_AT and gets the
+    relaxed one, which blends more of the frame (so its output differs from the strict filter's)."""
+    inputs = bundled_clip_frames(16)
+    stable, stable_filter = smoothed(inputs, inputs)
+    assert 0.5 < stable_filter.flicker_index < RELAX_FROM and stable_filter.relaxed == 0
+    assert all(np.array_equal(a, b) for a, b in zip(stable, smoothed(inputs, inputs, kind=StrictFilter)[0]))
+    assert f"flicker index {stable_filter.flicker_index:.3g}" in stable_filter.summary()
+    translated = flickered(inputs, seed=3)
+    steadied, flicker_filter = smoothed(inputs, translated)
+    strict, _ = smoothed(inputs, translated, kind=StrictFilter)
+    assert flicker_filter.flicker_index > RELAX_FULLY_AT and flicker_filter.relaxed == 1
+    assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(steadied[2:], strict[2:])]) > 0.05
+    assert "confidence test relaxed 100%" in flicker_filter.summary()
 
 
 def test_strength_out_of_range_is_refused():
