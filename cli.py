@@ -414,10 +414,11 @@ def _open_backend(model: str | None, backend: str, device: str | None, half: boo
 @click.option("--temporal/--no-temporal", default=False, show_default=True,
               help="Videos, cameras, streams: remove frame-to-frame flicker by blending each output frame with the "
                    "previous one, moved by the optical flow of the input where that flow is trusted (past frames "
-                   "only; restarts at scene cuts; measure with nicegan flicker). Measured: halves a flickering "
-                   "model's warping error on 3 of 4 real clips, keeps a stable model's output at 36.8 dB PSNR or more "
-                   "from its per-frame translation; "
-                   "about 8% of the CPU frame time (docs/BENCHMARKS.md).")
+                   "only; restarts at scene cuts; measure with nicegan flicker). The flow is trusted further for a "
+                   "model that flickers (its flicker index, in the notes). Measured on 4 real clips, it always helped a "
+                   "flickering model (warping error 0.32 to 0.44 of its per-frame output's) and never hurt a stable "
+                   "one (36.8 dB PSNR or more from its per-frame translation); 4 to 8% of the CPU frame time "
+                   "(docs/BENCHMARKS.md).")
 @click.option("--temporal-strength", type=float, default=TEMPORAL_STRENGTH, show_default=True,
               help="With --temporal: the previous frame's weight where the flow is trusted (above 0, at most "
                    "0.95); higher is steadier and slower to follow changes.")

@@ -33,7 +33,7 @@ import numpy as np
 from nicegan.errors import NiceganError
 
 # Steady state where c = 1: frame-to-frame energy of i.i.d. flicker x (1-a)^2/(1+a) (x0.05 at 0.7).
-# 0.7 halved a flickering model's E_warp on 3 of 4 real clips and kept a stable model's output
+# 0.7 halved a flickering model's E_warp on 4 of 4 real clips and kept a stable model's output
 # within 36.8 dB of its per-frame translation on moving pixels; 0.9 did not (docs/BENCHMARKS.md, 6).
 DEFAULT_STRENGTH = 0.7
 MAX_STRENGTH = 0.95         # above it, a wrong flow's ghost takes tens of frames to fade
