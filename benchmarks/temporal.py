@@ -86,7 +86,7 @@ def filtered(inputs: list[np.ndarray], translated: list[np.ndarray],
     out, flow_s, blend_s = [], [], []
     for i, frame in enumerate(translated):
         began = time.perf_counter()
-        motion = estimate_motion(inputs[i - 1], inputs[i]) if i else None
+        motion = estimate_motion(inputs[i - 1], inputs[i], fine=temporal.fine_flow) if i else None
         flowed = time.perf_counter()
         out.append(temporal.blend(frame, motion))
         if i:

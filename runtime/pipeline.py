@@ -331,7 +331,7 @@ class _Pipeline:
             record = _Record(decoded.item, image, *self.policy.fit(bgr))
             fitted = time.perf_counter()
             if previous is not None:
-                record.motion = estimate_motion(to_bgr8(previous.read()), bgr)
+                record.motion = estimate_motion(to_bgr8(previous.read()), bgr, fine=self.temporal.fine_flow)
                 record.motion_seconds = time.perf_counter() - fitted
         except ImageReadError as exc:
             self._fail(str(exc))

@@ -76,16 +76,17 @@ class Motion:
     def cut(self) -> bool:
         return float(self.confidence.mean()) < CUT_CONFIDENCE
 
-    def refined(self) -> Motion:
-        """The same motion from the fine flow (for a model that flickers)."""
-        return self if self.fine else _motion(*self.frames, fine=True)
+    def at(self, fine: bool) -> Motion:
+        """The same motion from the fine flow (for a model that flickers) or the fast one."""
+        return self if self.fine == fine else _motion(*self.frames, fine=fine)
 
 
-def estimate_motion(previous: np.ndarray, current: np.ndarray) -> Motion:
-    """Flow from `current` back to `previous` (uint8 BGR input frames of one size) and its confidence,
-    from the fast flow; `TemporalFilter.blend` refines it, in order, when the model flickers (so the
-    output never depends on how far the decode workers ran ahead)."""
-    return _motion(_flow_gray(previous), _flow_gray(current), fine=False)
+def estimate_motion(previous: np.ndarray, current: np.ndarray, fine: bool = False) -> Motion:
+    """Flow from `current` back to `previous` (uint8 BGR input frames of one size) and its confidence.
+    `fine` is a hint (the decode workers pass TemporalFilter.fine_flow as they see it):
+    `TemporalFilter.blend` recomputes, in order, a motion of the other kind, so the output never
+    depends on how far the decode workers ran ahead, and in the steady state one flow is computed."""
+    return _motion(_flow_gray(previous), _flow_gray(current), fine)
 
 
 def _motion(before: np.ndarray, now: np.ndarray, fine: bool) -> Motion:
@@ -184,8 +185,8 @@ class TemporalFilter:
     def blend(self, translated: np.ndarray, motion: Motion | None) -> np.ndarray:
         """O_t for the uint8 frame P_t; `motion` from the input frame before (None: the first frame)."""
         index, self.frames = self.frames, self.frames + 1
-        if motion is not None and self.fine_flow:
-            motion = motion.refined()
+        if motion is not None:
+            motion = motion.at(self.fine_flow)
         if motion is not None:
             self._confidence_sum += float(motion.confidence.mean())
             if motion.cut:
@@ -225,7 +226,7 @@ class TemporalFilter:
 
     @property
     def fine_flow(self) -> bool:
-        """Whether the next frame's motion is refined with the fine flow: for a model that flickers."""
+        """Whether the next frame's motion should come from the fine flow: for a model that flickers."""
         return self.relaxed > 0
 
     def _blended(self, translated: np.ndarray, where: np.ndarray, motion: Motion) -> np.ndarray:
