@@ -2,8 +2,10 @@
 runtime install has none): file hashing, the free-core count, atomic writes and image reading."""
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
+import re
 import tempfile
 import threading
 import time
@@ -147,6 +149,17 @@ class AtomicOutput:
 
     def __enter__(self) -> Path:
         return self.tmp
+
+    @staticmethod
+    def remove_leftovers(path: PathLike) -> None:
+        """Remove the temporary files that killed writers of `path` left (SIGKILL skips every
+        cleanup). Only for a caller that is the one writer of `path` now, e.g. the unit that owns
+        an item of a job: a live writer's temporary file would be removed too."""
+        path = Path(path)
+        pattern = re.compile(rf"\.{re.escape(path.stem)}\.[a-z0-9_]{{8}}\.part{re.escape(path.suffix)}")
+        for leftover in path.parent.glob(f".{glob.escape(path.stem)}.*.part{glob.escape(path.suffix)}"):
+            if pattern.fullmatch(leftover.name):
+                leftover.unlink(missing_ok=True)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:

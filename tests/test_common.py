@@ -62,6 +62,19 @@ def test_two_writers_of_one_output_never_share_a_temporary_file(tmp_path):
     assert target.read_bytes() == b"second" and not first.tmp.exists()
 
 
+def test_a_killed_writers_temporary_file_is_removed_and_only_its(tmp_path):
+    """SIGKILL skips discard(): the next writer of the same item removes what the dead one left,
+    and nothing of another output's (a name that only starts the same) or anything else."""
+    killed = AtomicOutput(tmp_path / "009.png")
+    killed.tmp.write_bytes(b"half a png")
+    other = AtomicOutput(tmp_path / "009.x.png")          # a live writer of another output
+    notes = tmp_path / ".009.notes.part.png"
+    notes.write_bytes(b"not ours")
+    write_image(tmp_path / "009.png", np.zeros((4, 4, 3), np.uint8))
+    AtomicOutput.remove_leftovers(tmp_path / "009.png")
+    assert not killed.tmp.exists() and other.tmp.exists() and notes.exists() and (tmp_path / "009.png").exists()
+
+
 def test_concurrent_writers_each_land_a_whole_file(tmp_path):
     target = tmp_path / "shared.bin"
     payloads = [bytes([i]) * 200_000 for i in range(8)]
