@@ -2,7 +2,6 @@
 runtime install has none): file hashing, the free-core count, atomic writes and image reading."""
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import re
@@ -11,7 +10,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterable, Iterator, Union
 
 import cv2
 import numpy as np
@@ -90,6 +89,27 @@ def _cpu_ticks() -> tuple[int, int]:
 # --- atomic writes --------------------------------------------------------------------------
 
 
+# AtomicOutput's temporary names: "." + stem + "." + mkstemp's 8 characters + ".part" + suffix.
+_TEMPORARY_NAME = re.compile(r"\.(?P<stem>.+)\.[a-z0-9_]{8}\.part(?P<suffix>\.[^.]*)?")
+
+
+def remove_leftover_temporaries(targets: Iterable[PathLike]) -> None:
+    """Remove the temporary files that killed writers of `targets` left (SIGKILL skips every
+    cleanup), listing each folder once. Only for a caller that is now the one writer of those
+    targets, e.g. the unit of a job that owns them: a live writer's temporary file would go too."""
+    names_by_folder: dict[Path, set[str]] = {}
+    for target in map(Path, targets):
+        names_by_folder.setdefault(target.parent, set()).add(target.name)
+    for folder, names in names_by_folder.items():
+        if not folder.is_dir():
+            continue
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                match = _TEMPORARY_NAME.fullmatch(entry.name)
+                if match and match["stem"] + (match["suffix"] or "") in names:
+                    Path(entry.path).unlink(missing_ok=True)
+
+
 def _umask() -> int:
     """The process umask, read without changing it where Linux allows (os.umask is a write)."""
     try:
@@ -149,17 +169,6 @@ class AtomicOutput:
 
     def __enter__(self) -> Path:
         return self.tmp
-
-    @staticmethod
-    def remove_leftovers(path: PathLike) -> None:
-        """Remove the temporary files that killed writers of `path` left (SIGKILL skips every
-        cleanup). Only for a caller that is the one writer of `path` now, e.g. the unit that owns
-        an item of a job: a live writer's temporary file would be removed too."""
-        path = Path(path)
-        pattern = re.compile(rf"\.{re.escape(path.stem)}\.[a-z0-9_]{{8}}\.part{re.escape(path.suffix)}")
-        for leftover in path.parent.glob(f".{glob.escape(path.stem)}.*.part{glob.escape(path.suffix)}"):
-            if pattern.fullmatch(leftover.name):
-                leftover.unlink(missing_ok=True)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:

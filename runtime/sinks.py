@@ -93,9 +93,6 @@ class ImageSink:
         if item.path is not None and target.resolve() == item.path.resolve():
             raise SinkError(f"{target}: output would overwrite its input (use another folder or --suffix)")
         write_output_image(target, image)
-        # A worker killed while writing this item (a retried unit, a resumed job) left its temporary
-        # file; the item has one writer at a time, so it is ours to remove.
-        AtomicOutput.remove_leftovers(target)
 
     def close(self, interrupted: bool = False) -> None:
         pass

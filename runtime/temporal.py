@@ -15,8 +15,9 @@ its input's where the flow is sure (about 1 for a model that does not flicker, t
 does), and as it rises from 3 to 6 the confidence's one-pixel erosion is given up and the flow is
 matched more finely, so thin moving things (walkers seen from afar) are steadied too; a stable
 model keeps the strict test, which keeps its moving edges free of ghosts, and the faster flow
-(docs/BENCHMARKS.md, section 6). Only past frames are used, so cameras and streams work; a frame that the flow cannot explain (mean confidence below CUT_CONFIDENCE: a scene
-cut) restarts the recursion. The network never sees O_{t-1}, so batching and backends are untouched.
+(docs/BENCHMARKS.md, section 6). Only past frames are used, so cameras and streams work; a frame
+that the flow cannot explain (mean confidence below CUT_CONFIDENCE: a scene cut) restarts the
+recursion. The network never sees O_{t-1}, so batching and backends are untouched.
 
 `estimate_motion` needs only two input frames and is thread-safe (the pipeline's decode workers run
 it, out of order); `TemporalFilter.blend` holds the state and must see the frames in order.
@@ -48,7 +49,7 @@ PHOTOMETRIC_SIGMA = 13.0    # levels: Bonneel et al.'s 0.05 of full scale
 CUT_CONFIDENCE = 0.25       # mean confidence below this: the frame does not follow from the last one
 SURE_CONFIDENCE = 0.9       # where the flicker index is measured
 # Flicker index at which the confidence starts to be relaxed and is fully relaxed. Measured on 4 real
-# clips: 0.8 to 1.9 for the bundled model, 20 to 630 for a flickering one (docs/BENCHMARKS.md, 6).
+# clips: 0.8 to 1.9 for the bundled model, 18 to 630 for a flickering one (docs/BENCHMARKS.md, 6).
 RELAX_FROM, RELAX_FULLY_AT = 3.0, 6.0
 INDEX_SMOOTHING = 0.3       # weight of each frame's ratio in the running flicker index
 # Ruder et al.'s forward-backward test: |b + f(x + b)|^2 <= 0.01 (|b|^2 + |f(x + b)|^2) + 0.5 px^2.
@@ -187,7 +188,6 @@ class TemporalFilter:
         index, self.frames = self.frames, self.frames + 1
         if motion is not None:
             motion = motion.at(self.fine_flow)
-        if motion is not None:
             self._confidence_sum += float(motion.confidence.mean())
             if motion.cut:
                 self.cuts.append(index)

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from nicegan.common import AtomicOutput, ImageWriteError, read_image, write_bytes_atomic, write_image
+from nicegan.common import (
+    AtomicOutput,
+    ImageWriteError,
+    read_image,
+    remove_leftover_temporaries,
+    write_bytes_atomic,
+    write_image,
+)
 from nicegan.trainer.checkpoint import atomic_torch_save
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -71,7 +78,7 @@ def test_a_killed_writers_temporary_file_is_removed_and_only_its(tmp_path):
     notes = tmp_path / ".009.notes.part.png"
     notes.write_bytes(b"not ours")
     write_image(tmp_path / "009.png", np.zeros((4, 4, 3), np.uint8))
-    AtomicOutput.remove_leftovers(tmp_path / "009.png")
+    remove_leftover_temporaries([tmp_path / "009.png"])
     assert not killed.tmp.exists() and other.tmp.exists() and notes.exists() and (tmp_path / "009.png").exists()
 
 
