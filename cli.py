@@ -171,13 +171,13 @@ def train_command(ctx: click.Context, data_root: str, out: str, **kwargs) -> Non
     try:
         result = train(TrainOptions(data_root=data_root, out=out, **kwargs), explicit)
     except KeyboardInterrupt:
-        raise click.ClickException("aborted by a second Ctrl-C; the last saved latest.pt is intact") from None
+        raise click.ClickException("aborted by a second Ctrl-C or SIGTERM; the last saved latest.pt is intact") from None
     if result.checkpoint is not None:  # rank 0 only
         state = "Interrupted" if result.interrupted else "Stopped (--stop-at)" if result.paused else "Done"
         click.echo(f"{state} at step {result.step}: {result.checkpoint}"
                    + ("; continue with --resume" if result.interrupted or result.paused else ""))
     if result.interrupted:
-        ctx.exit(130)
+        ctx.exit(result.exit_status)
 
 
 # --- export -------------------------------------------------------------------------------
@@ -448,9 +448,10 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
     video, a camera (0, /dev/video0, csi://0), an rtsp:// URL or a GStreamer pipeline ('... ! appsink').
     OUTPUT: a folder (mirrors the input tree), an image file, or a video file (.mp4, .avi, .mkv,
     .webm) [default: INPUT_nicegan/ or INPUT_nicegan.EXT beside the input]. Existing outputs are
-    skipped, so rerunning a stopped job resumes it. Ctrl-C finishes the current batch; an unfinished
-    video is kept as NAME.partial.EXT (a camera's video is simply finished). Exit status 1 when an
-    input failed, 130 when interrupted.
+    skipped, so rerunning a stopped job resumes it. Ctrl-C or SIGTERM (a SLURM time limit, a
+    Kubernetes eviction) finishes the current batch; an unfinished video is kept as NAME.partial.EXT
+    (a camera's video is simply finished). Exit status 1 when an input failed, 130 when interrupted
+    by Ctrl-C, 143 by SIGTERM.
 
     Past one machine (docs/SCALE.md): --engine ray runs the job on a Ray cluster, --shard I/N
     (or auto in a SLURM array or Kubernetes Indexed Job) runs one share of it, and --report merges
@@ -510,7 +511,7 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
                 else:
                     report = translate(input_spec, output_spec, opened, translate_options)
     if report.interrupted:
-        raise SystemExit(130)
+        raise SystemExit(report.exit_status)
     if report.failed:
         raise SystemExit(1)
 

@@ -1,16 +1,18 @@
 """Small helpers that training, export and the runtime share, with no torch import (the Jetson
-runtime install has none): file hashing, the free-core count, atomic writes and image reading."""
+runtime install has none): file hashing, the free-core count, stop signals, atomic writes and image
+reading."""
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import signal
 import tempfile
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Union
+from typing import Any, Callable, Iterable, Iterator, Union
 
 import cv2
 import numpy as np
@@ -84,6 +86,53 @@ def _cpu_ticks() -> tuple[int, int]:
     with open(PROC_STAT, encoding="ascii") as stat:
         fields = [int(value) for value in stat.readline().split()[1:9]]
     return sum(fields), fields[3] + fields[4]
+
+
+# --- stop signals ---------------------------------------------------------------------------
+
+# Ctrl-C, and the polite stop that SLURM (time limit, scancel), Kubernetes, systemd and `timeout`
+# send some seconds before SIGKILL: both mean "stop soon, keep what is done".
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
+class StopSignals:
+    """While inside: the first SIGINT or SIGTERM calls `on_first(name)` (the caller stops at its
+    next consistent point); a second one raises KeyboardInterrupt (abort at once). The previous
+    handlers come back on exit. Python runs handlers in the main thread only, so elsewhere (a Ray
+    worker, a thread of the caller's) nothing is installed and the process keeps its handlers."""
+
+    def __init__(self, on_first: Callable[[str], None]):
+        self.on_first = on_first
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's status for a process ended by the signal received: 130 for Ctrl-C, 143 for SIGTERM."""
+        return 128 + int(self.received or signal.SIGINT)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+        self.on_first(STOP_SIGNALS[signum])
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
+
+
+def ignore_stop_signals() -> None:
+    """For worker processes (a DataLoader's): the signals reach the whole process group, and the
+    main process needs its workers alive while it stops cleanly; they end when it does."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 # --- atomic writes --------------------------------------------------------------------------

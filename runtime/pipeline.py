@@ -8,15 +8,14 @@ Queues hold a couple of batches, so memory stays flat however long the input.
 With `--temporal` (videos, cameras, streams) the decode workers also compute the optical flow
 between each frame and the one before, and the encode stage blends each translated frame with the
 previous output in input order (runtime/temporal.py), timed as a stage of its own.
-Ctrl-C stops after the current batch: everything inferred so far is written and video files are
-closed properly (kept as NAME.partial.EXT; for cameras and streams Ctrl-C is the normal end and
+Ctrl-C (or SIGTERM) stops after the current batch: everything inferred so far is written and video
+files are closed properly (kept as NAME.partial.EXT; for cameras and streams Ctrl-C is the normal end and
 the video is final); a rerun resumes where the job stopped.
 """
 from __future__ import annotations
 
 import os
 import queue
-import signal
 import threading
 import time
 from collections import deque
@@ -28,7 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from nicegan.common import ImageReadError
+from nicegan.common import ImageReadError, StopSignals
 from nicegan.runtime.backends.base import Backend
 from nicegan.runtime.frames import FrameError, Placement, SizePolicy, from_bgr8, to_bgr8
 from nicegan.runtime.sinks import ImageSink, SinkError, VideoSink, open_sink, open_video_sink
@@ -80,6 +79,7 @@ class TranslateReport:
     failed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    exit_status: int = 130    # the shell's status when interrupted: 130 by Ctrl-C, 143 by SIGTERM
     interrupted_line: str = "interrupted: rerun the same command to resume"   # the sink's own words
     wall_s: float = 0.0
     stages: dict[str, StageClock] = field(
@@ -103,7 +103,7 @@ class TranslateReport:
         self.notes += other.notes
         self.wall_s += other.wall_s   # sequential parts; a caller that ran them in parallel sets its own
         if other.interrupted:
-            self.interrupted, self.interrupted_line = True, other.interrupted_line
+            self.interrupted, self.interrupted_line, self.exit_status = True, other.interrupted_line, other.exit_status
         for name, clock in other.stages.items():
             self.stages[name].add(clock.seconds, clock.frames)
 
@@ -267,29 +267,28 @@ class _Pipeline:
 
     def run(self) -> TranslateReport:
         decoder = threading.Thread(target=self._guarded, args=(self._decode,), name="decode", daemon=True)
-        previous_handler = self._catch_ctrl_c()
         start = time.perf_counter()
         finished = False
-        try:
-            decoder.start()
-            self.encoder.start()
-            self._infer_loop()
-            finished = True
-        finally:
-            self.stop.set()
-            self._put(self.encoded, _END, self.encoder)
-            self.encoder.join()
-            decoder.join(timeout=5)
-            self.progress.close()
-            self.report.wall_s = time.perf_counter() - start
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
-            # A backend or writer error leaves a video as incomplete as Ctrl-C does: keep it as .partial.
-            self.sink.close(interrupted=self.report.interrupted or bool(self.errors) or not finished)
-            self.report.notes += self.source.notes + self.sink.notes
-            if self.temporal is not None:
-                self.report.notes.append(self.temporal.summary())
-            self.report.interrupted_line = self.sink.interrupted_line()
+        with StopSignals(self._stop_after_batch) as signals:
+            try:
+                decoder.start()
+                self.encoder.start()
+                self._infer_loop()
+                finished = True
+            finally:
+                self.stop.set()
+                self._put(self.encoded, _END, self.encoder)
+                self.encoder.join()
+                decoder.join(timeout=5)
+                self.progress.close()
+                self.report.wall_s = time.perf_counter() - start
+                self.report.exit_status = signals.exit_status
+                # A backend or writer error leaves a video as incomplete as Ctrl-C does: keep it as .partial.
+                self.sink.close(interrupted=self.report.interrupted or bool(self.errors) or not finished)
+                self.report.notes += self.source.notes + self.sink.notes
+                if self.temporal is not None:
+                    self.report.notes.append(self.temporal.summary())
+                self.report.interrupted_line = self.sink.interrupted_line()
         if self.errors:
             raise self.errors[0]
         return self.report
@@ -485,17 +484,9 @@ class _Pipeline:
             self.progress.update(1)
         self.log(f"FAILED {message}")
 
-    def _catch_ctrl_c(self):
-        """First Ctrl-C: finish the current batch, write, close files. Second: abort."""
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def stop_after_batch(signum, frame):
-            if self.stop.is_set():
-                raise KeyboardInterrupt
-            # A camera or stream has no end: Ctrl-C is how it ends, and its video is complete.
-            self.report.interrupted = not self.live
-            self.stop.set()
-            self.log("Ctrl-C: finishing the current batch and closing the output (press Ctrl-C again to abort)")
-
-        return signal.signal(signal.SIGINT, stop_after_batch)
+    def _stop_after_batch(self, name: str) -> None:
+        """The first Ctrl-C or SIGTERM: finish the current batch, write, close files (a second aborts)."""
+        # A camera or stream has no end: a stop signal is how it ends, and its video is complete.
+        self.report.interrupted = not self.live
+        self.stop.set()
+        self.log(f"{name}: finishing the current batch and closing the output (a second Ctrl-C or SIGTERM aborts)")

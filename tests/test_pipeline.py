@@ -144,25 +144,30 @@ def test_max_size_runs_smaller_and_restores_the_size(backend, tmp_path):
     assert report.ok and cv2.imread(str(tmp_path / "small_run.png")).shape == (300, 400, 3)
 
 
-def test_ctrl_c_stops_after_the_current_batch_and_closes_the_video(tiny_onnx, tmp_path):
-    """A real SIGINT during the second batch: that batch is still written, nothing after it."""
+@pytest.mark.parametrize("signum, name, status", [(signal.SIGINT, "Ctrl-C", 130), (signal.SIGTERM, "SIGTERM", 143)])
+def test_ctrl_c_or_sigterm_stops_after_the_current_batch_and_closes_the_video(tiny_onnx, tmp_path, signum, name,
+                                                                              status):
+    """A real SIGINT (or SIGTERM, SLURM's and Kubernetes' stop) during the second batch: that batch
+    is still written, nothing after it."""
     class InterruptedOnSecondBatch(type(open_backend(tiny_onnx))):
         calls = 0
 
         def infer(self, frames):
             InterruptedOnSecondBatch.calls += 1
             if InterruptedOnSecondBatch.calls == 2:
-                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signum)
             return super().infer(frames)
 
     clip = write_clip(tmp_path / "clip.avi", distinct_frames(20))
     lines: list[str] = []
     report = translate(str(clip), str(tmp_path / "out.avi"), InterruptedOnSecondBatch(tiny_onnx),
                        TranslateOptions(batch_size=3, **QUIET), log=lines.append)
-    assert report.interrupted and not report.ok and report.written == 6
+    assert report.interrupted and not report.ok and report.written == 6 and report.exit_status == status
     assert not (tmp_path / "out.avi").exists()
     assert len(read_clip(tmp_path / "out.partial.avi")[0]) == 6
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handlers restored
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert f"{name}: finishing the current batch and closing the output (a second Ctrl-C or SIGTERM aborts)" in lines
     # one story: what was kept, and that a rerun starts the video again (a video is one unit of work)
     said = [line for line in lines if "interrupt" in line.lower() or "partial" in line or "resume" in line]
     assert said == [f"interrupted: 6 of 20 frames kept in {tmp_path / 'out.partial.avi'}; rerunning the same "

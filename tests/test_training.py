@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import shutil
 import signal
@@ -183,18 +184,21 @@ def test_corrupt_training_image_is_reported_once_and_skipped(image_dataset, tmp_
     assert read_checkpoint(tmp_path / "run" / "latest.pt")["start_iter"] == 3
 
 
-def test_ctrl_c_saves_latest_and_exits_cleanly(image_dataset, tmp_path):
+@pytest.mark.parametrize("signum, name, status", [(signal.SIGINT, "Ctrl-C", 130), (signal.SIGTERM, "SIGTERM", 143)])
+def test_ctrl_c_or_sigterm_saves_latest_and_exits_cleanly(image_dataset, tmp_path, signum, name, status):
+    """SIGTERM is SLURM's (time limit, scancel) and Kubernetes' stop: it saves like Ctrl-C, and the
+    DataLoader worker, which receives it too in a SLURM job step, keeps serving until the save."""
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "nicegan.cli", "train", str(image_dataset), "--out", str(run), *TINY_ARGS,
                              "--iters", "100000", "--workers", "1", "--n-samples", "0"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while not ((run / "log.csv").is_file() and len(log_rows(run)) >= 1) and time.monotonic() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signum)   # the whole group, as a terminal's Ctrl-C and SLURM's scancel do
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
+    assert proc.returncode == status, err
+    assert "Traceback" not in err and f"{name}: stopping after this step and saving latest.pt" in out
     step = read_checkpoint(run / "latest.pt")["start_iter"]
     assert step >= 1 and f"Interrupted at step {step}: {run / 'latest.pt'}; continue with --resume" in out
 

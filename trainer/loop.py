@@ -1,6 +1,6 @@
 """The training loop every architecture shares (`nicegan train`): device and multi-process set-up,
-the data streams, the learning-rate schedule, AMP, Ctrl-C, resume, atomic checkpoints, samples and
-logs. What differs between architectures (options' defaults, networks, step, checkpoint format,
+the data streams, the learning-rate schedule, AMP, Ctrl-C and SIGTERM, resume, atomic checkpoints,
+samples and logs. What differs between architectures (options' defaults, networks, step, checkpoint format,
 sample tiles) comes from nicegan.models: an `Architecture` and the `TrainingModel` it builds.
 """
 from __future__ import annotations
@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import math
 import random
-import signal
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -20,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nicegan.common import cpu_threads, write_image, write_text_atomic
+from nicegan.common import StopSignals, cpu_threads, ignore_stop_signals, write_image, write_text_atomic
 from nicegan.models import get_architecture
 from nicegan.models.architecture import Architecture, WarmStart, read_any_checkpoint
 from nicegan.trainer import distributed as ddp
@@ -38,6 +36,7 @@ class TrainResult:
     run_dir: Path
     step: int
     interrupted: bool = False
+    exit_status: int = 0  # the shell's status for a run stopped by a signal: 130 (Ctrl-C), 143 (SIGTERM)
     paused: bool = False  # stopped at --stop-at, before the schedule's end
     checkpoint: Path | None = None
     samples: list[Path] = field(default_factory=list)
@@ -126,33 +125,21 @@ def use_local_device(device: torch.device) -> torch.device:
 # --- the run -------------------------------------------------------------------------------
 
 
-class StopRequest:
-    """First Ctrl-C asks the loop to stop after the current step (a consistent checkpoint);
-    a second one interrupts at once."""
+class StopRequest(StopSignals):
+    """The first Ctrl-C or SIGTERM (SLURM's time limit, a Kubernetes eviction) asks the loop to stop
+    after the current step (a consistent checkpoint); a second one interrupts at once."""
 
     def __init__(self) -> None:
+        super().__init__(self._request)
         self.requested = False
-        self._previous = None
 
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
+    def _request(self, name: str) -> None:
         self.requested = True
-        tqdm.write("Ctrl-C: stopping after this step and saving latest.pt (press again to abort at once)")
-
-    def __enter__(self) -> "StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        tqdm.write(f"{name}: stopping after this step and saving latest.pt (a second Ctrl-C or SIGTERM aborts at once)")
 
 
-def _ignore_sigint_in_worker(_: int) -> None:
-    # Ctrl-C reaches the whole process group; workers keep serving so the main process can save.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _ignore_stop_signals_in_worker(_: int) -> None:
+    ignore_stop_signals()   # the main process stops the workers once it has saved
 
 
 class Trainer:
@@ -219,7 +206,7 @@ class Trainer:
         self.batches = {
             domain: InfiniteBatches(self.datasets[domain], o.batch_size, o.workers, o.seed, c.rank, c.world_size,
                                     self.device.type == "cuda", passes.get(domain, 0), positions.get(domain, 0),
-                                    worker_init_fn=_ignore_sigint_in_worker, stream=stream,
+                                    worker_init_fn=_ignore_stop_signals_in_worker, stream=stream,
                                     replacement=domain in settings.with_replacement)
             for stream, domain in enumerate(settings.layout.train)}
         self.sample_images = {}
@@ -361,7 +348,7 @@ class Trainer:
                     if self.context.enabled:
                         stop.requested = ddp.any_rank(stop.requested, self.device)
                     if stop.requested:
-                        result.interrupted = True
+                        result.interrupted, result.exit_status = True, stop.exit_status
                         break
                     batch = self._next_batch()
                     lr = self.schedule.lr(self.step + 1)
