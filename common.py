@@ -145,18 +145,28 @@ _TEMPORARY_NAME = re.compile(r"\.(?P<stem>.+)\.[a-z0-9_]{8}\.part(?P<suffix>\.[^
 def remove_leftover_temporaries(targets: Iterable[PathLike]) -> None:
     """Remove the temporary files that killed writers of `targets` left (SIGKILL skips every
     cleanup), listing each folder once. Only for a caller that is now the one writer of those
-    targets, e.g. the unit of a job that owns them: a live writer's temporary file would go too."""
+    targets, e.g. the job or unit that owns them: a live writer's temporary file would go too."""
     names_by_folder: dict[Path, set[str]] = {}
     for target in map(Path, targets):
         names_by_folder.setdefault(target.parent, set()).add(target.name)
     for folder, names in names_by_folder.items():
-        if not folder.is_dir():
-            continue
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                match = _TEMPORARY_NAME.fullmatch(entry.name)
-                if match and match["stem"] + (match["suffix"] or "") in names:
-                    Path(entry.path).unlink(missing_ok=True)
+        _remove_temporaries(folder, names.__contains__)
+
+
+def remove_leftover_temporaries_in(folder: PathLike) -> None:
+    """Every temporary file that killed writers left in `folder` (not below it), for a folder with
+    one writer (a training run's checkpoints/ and samples/)."""
+    _remove_temporaries(Path(folder), lambda target_name: True)
+
+
+def _remove_temporaries(folder: Path, is_ours: Callable[[str], bool]) -> None:
+    if not folder.is_dir():
+        return
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            match = _TEMPORARY_NAME.fullmatch(entry.name)
+            if match and is_ours(match["stem"] + (match["suffix"] or "")):
+                Path(entry.path).unlink(missing_ok=True)
 
 
 def _umask() -> int:

@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from tqdm import tqdm
 
-from nicegan.common import remove_leftover_temporaries, write_text_atomic
+from nicegan.common import write_text_atomic
 from nicegan.errors import NiceganError
 from nicegan.runtime.backends.base import Backend
 from nicegan.runtime.pipeline import TranslateOptions, TranslateReport, run_pipeline, translate_video
@@ -140,9 +140,7 @@ def run_unit(unit: Unit, source: ImageSource, sink: ImageSink, backend: Backend,
                    as_one_file=True)
         return report
     part = ImageSource(source.spec, source.root, lambda: (Path(p) for p in unit.paths))
-    # A worker killed mid-write (the unit retried, the job resumed) left hidden temporary files; a
-    # unit is the one writer of its outputs, so they are its to remove (one listing per folder).
-    remove_leftover_temporaries(sink.target_for(item) for item in part.items())
+    # The sink removes what a worker killed mid-write left for this unit's outputs (their one writer).
     return run_pipeline(part, sink, backend, replace(quiet, temporal=False), log)   # --temporal is for videos
 
 

@@ -18,7 +18,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from nicegan.common import AtomicOutput, ImageWriteError, quiet_opencv, write_image
+from nicegan.common import AtomicOutput, ImageWriteError, quiet_opencv, remove_leftover_temporaries, write_image
 from nicegan.errors import NiceganError
 from nicegan.runtime.media import has_audio_track
 from nicegan.runtime.sources import IMAGE_EXTS, VIDEO_EXTS, ImageSource, Item, Source, VideoSource
@@ -73,6 +73,7 @@ class ImageSink:
         self.suffix = suffix
         self.notes: list[str] = []
         self.start_notes: list[str] = []
+        self._seen: list[Path] = []   # this run's targets, whose killed writers' leftovers close() removes
 
     def video_target(self, name: str) -> Path:
         renamed = _renamed(name, self.suffix, None)
@@ -86,7 +87,9 @@ class ImageSink:
         return "interrupted: the images written so far are kept; rerun the same command to resume"
 
     def done(self, item: Item) -> bool:
-        return not self.overwrite and self.target_for(item).exists()
+        target = self.target_for(item)
+        self._seen.append(target)
+        return not self.overwrite and target.exists()
 
     def write(self, item: Item, image: np.ndarray) -> None:
         target = self.target_for(item)
@@ -95,7 +98,10 @@ class ImageSink:
         write_output_image(target, image)
 
     def close(self, interrupted: bool = False) -> None:
-        pass
+        # A writer SIGKILLed mid-image (an earlier run, a Ray worker) left a hidden temporary file; the
+        # job is the one writer of its outputs and its own writes are over, so what remains is a leftover.
+        seen, self._seen = self._seen, []
+        remove_leftover_temporaries(seen)
 
 
 class VideoSink:
@@ -144,6 +150,12 @@ class VideoSink:
         self.frames += 1
 
     def close(self, interrupted: bool = False) -> None:
+        try:
+            self._finish(interrupted)
+        finally:   # a run SIGKILLed mid-video left its temporary file, as large as the video
+            remove_leftover_temporaries([self.path])
+
+    def _finish(self, interrupted: bool) -> None:
         if self._writer is None:
             return
         output, self._output = self._output, None

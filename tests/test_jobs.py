@@ -123,15 +123,17 @@ def test_temporal_filters_the_videos_of_a_folder_and_refuses_a_folder_of_images(
     assert refused.exit_code == 1 and "--temporal needs a video" in refused.output
 
 
-def test_a_shard_removes_what_a_killed_writer_of_its_outputs_left(collection, tiny_onnx, tmp_path):
-    """A shard killed mid-write leaves a hidden temporary file (SIGKILL skips every cleanup); the
-    rerun's unit that owns that output removes it, and leaves another output's alone."""
+@pytest.mark.parametrize("engine", [[], ["--shard", "0/1"]], ids=["local", "shard"])
+def test_a_rerun_removes_what_a_killed_writer_of_its_outputs_left(collection, tiny_onnx, tmp_path, engine):
+    """A job killed mid-write leaves hidden temporary files (SIGKILL skips every cleanup), a video's
+    as large as the video; the rerun, their outputs' one writer, removes them, and leaves another
+    output's alone."""
     out = tmp_path / "out"
     (out / "sub").mkdir(parents=True)
-    leftover = out / "sub" / ".p03.k1ll3d_x.part.png"      # p03 is in sub/: its unit owns it
-    foreign = out / ".notours.abcdefgh.part.png"
-    leftover.write_bytes(b"half a png")
-    foreign.write_bytes(b"another writer's")
-    done = run(collection, out, "-m", tiny_onnx, "--backend", "onnxruntime", "--no-progress", "--shard", "0/1")
-    assert done.exit_code == 1 and (out / "sub" / "p03.png").is_file()
-    assert not leftover.exists() and foreign.exists()
+    leftovers = [out / "sub" / ".p03.k1ll3d_x.part.png", out / ".clip.k1ll3d_y.part.mp4"]
+    foreign = [out / ".notours.abcdefgh.part.png", out / ".clip.abcdefgh.part.png"]
+    for path in leftovers + foreign:
+        path.write_bytes(b"half a file")
+    done = run(collection, out, "-m", tiny_onnx, "--backend", "onnxruntime", "--no-progress", *engine)
+    assert done.exit_code == 1 and (out / "sub" / "p03.png").is_file() and (out / "clip.mp4").is_file()
+    assert not any(path.exists() for path in leftovers) and all(path.exists() for path in foreign)

@@ -71,6 +71,12 @@ def test_resume_continues_at_the_right_step_with_saved_options(short_run, image_
     run = tmp_path / "run"
     shutil.copytree(short_run, run)
     before = read_checkpoint(run / "latest.pt")
+    # A run SIGKILLed mid-save left hidden temporary files, latest.pt's as large as the checkpoint;
+    # an export of latest.pt running meanwhile has its own, which stays.
+    killed = [run / ".latest.k1ll3d_x.part.pt", run / "checkpoints" / ".params_0000004.k1ll3d_y.part.pt"]
+    exporting = run / ".latest.abcdefgh.part.onnx"
+    for path in killed + [exporting]:
+        path.write_bytes(b"half a file")
     # From the step-2 snapshot: step 3 of log.csv (logged after it) must be replaced, not duplicated.
     result = run_train(image_dataset, "--out", run, "--resume", run / "checkpoints" / "params_0000002.pt",
                        "--iters", 6, "--workers", 0, "--threads", 1)
@@ -87,6 +93,7 @@ def test_resume_continues_at_the_right_step_with_saved_options(short_run, image_
     # Past the half of the new 6 iterations: decayed once, from the step alone, down to exactly 0.
     assert [float(r["lr"]) for r in rows[3:]] == pytest.approx([learning_rate(s, 6, 1e-4) for s in (4, 5, 6)], rel=1e-5)
     assert float(rows[3]["lr"]) == pytest.approx(1e-4 * 2 / 3, rel=1e-5) and float(rows[5]["lr"]) == 0
+    assert not any(path.exists() for path in killed) and exporting.exists()
 
 
 def test_an_existing_run_is_never_overwritten_without_resume(short_run, image_dataset):

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nicegan.common import StopSignals, cpu_threads, ignore_stop_signals, write_image, write_text_atomic
+from nicegan.common import (StopSignals, cpu_threads, ignore_stop_signals, remove_leftover_temporaries,
+                            remove_leftover_temporaries_in, write_image, write_text_atomic)
 from nicegan.models import get_architecture
 from nicegan.models.architecture import Architecture, WarmStart, read_any_checkpoint
 from nicegan.trainer import distributed as ddp
@@ -248,6 +249,14 @@ class Trainer:
         self.model.set_train(True)
         return paths
 
+    def remove_leftovers_of_a_killed_run(self) -> None:
+        """A run SIGKILLed mid-save (OOM, a job past its grace period) left hidden temporary files,
+        latest.pt's as large as the checkpoint. Rank 0 is the run folder's one writer; the files of
+        others there (an export of latest.pt running meanwhile) are not touched."""
+        remove_leftover_temporaries(self.run_dir / name for name in ("latest.pt", "config.json", "log.csv"))
+        for folder in ("checkpoints", "samples"):
+            remove_leftover_temporaries_in(self.run_dir / folder)
+
     def write_config(self) -> None:
         config = {"options": asdict(self.options), **self.model.settings(), "schedule": self.schedule.to_dict(),
                   "world_size": self.context.world_size, "device": str(self.device),
@@ -331,6 +340,7 @@ class Trainer:
         result = TrainResult(self.run_dir, self.step)
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.remove_leftovers_of_a_killed_run()
             self.write_config()
             log = RunLog(self.run_dir, self.step, self.model.log_fields)
             self._announce()
