@@ -450,8 +450,9 @@ def translate_command(input_spec: str, output_spec: str | None, model: str | Non
     .webm) [default: INPUT_nicegan/ or INPUT_nicegan.EXT beside the input]. Existing outputs are
     skipped, so rerunning a stopped job resumes it. Ctrl-C or SIGTERM (a SLURM time limit, a
     Kubernetes eviction) finishes the current batch; an unfinished video is kept as NAME.partial.EXT
-    (a camera's video is simply finished). Exit status 1 when an input failed, 130 when interrupted
-    by Ctrl-C, 143 by SIGTERM.
+    and the rerun translates only the frames after it, joined to it without re-encoding (a camera's
+    video is simply finished). Exit status 1 when an input failed, 130 when interrupted by Ctrl-C,
+    143 by SIGTERM.
 
     Past one machine (docs/SCALE.md): --engine ray runs the job on a Ray cluster, --shard I/N
     (or auto in a SLURM array or Kubernetes Indexed Job) runs one share of it, and --report merges

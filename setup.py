@@ -43,6 +43,9 @@ setup(
         # The CPU runtime where it has wheels: bf16 on AMX / AVX512_BF16, several requests in flight.
         "openvino>=2024.2; platform_machine == 'x86_64' or platform_machine == 'AMD64'",
         "opencv-python>=4.8",
+        # an ffmpeg executable (wheels for x86-64 and ARM64): --codec h264, the input's audio, and an
+        # interrupted video resumed where it stopped (its parts joined without re-encoding)
+        "imageio-ffmpeg>=0.4.5",
         "click>=8.0",
         "tqdm>=4.60",
         "scipy>=1.10",          # nicegan eval: sqrtm for FID, the Gaussian window of SSIM

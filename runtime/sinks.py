@@ -107,11 +107,13 @@ class ImageSink:
 class VideoSink:
     """A video file with the input's frame rate; size taken from the first frame written.
 
-    A video is one unit of work: an interrupted job keeps the frames written so far, properly
-    closed, as NAME.partial.EXT, and the rerun translates the video again from its first frame,
-    replacing that file when it ends."""
+    An interrupted job keeps the frames written so far, properly closed, as NAME.partial.EXT. The
+    rerun resumes after them where ffmpeg is found: the frames it translates go to a file of their
+    own, joined to the kept ones without re-encoding when the video ends (or is interrupted again).
+    Without ffmpeg, or when the kept frames' codec or size is not this run's, it translates the video
+    again from its first frame and replaces the file when it ends. A live input never resumes."""
     def __init__(self, path: Path, fps: float, codec: str | None, overwrite: bool,
-                 audio_from: Path | None = None, frame_count: int | None = None):
+                 audio_from: Path | None = None, frame_count: int | None = None, resumable: bool = True):
         self.path = path
         self.fps = fps
         self.codec = (codec or DEFAULT_FOURCC.get(path.suffix.lower(), "mp4v"))
@@ -121,27 +123,44 @@ class VideoSink:
         self.description = str(path)
         self.notes: list[str] = []
         self.start_notes: list[str] = []
-        self.frames = 0
         self.partial = partial_path(path)
+        self.kept = 0                                  # the partial's frames this run resumes after
+        self._kept_size: tuple[int, int] = (0, 0)
         self._output: AtomicOutput | None = None
         self._writer: _CvWriter | _FfmpegWriter | None = None
         if self.codec.lower() in H264_NAMES and find_ffmpeg() is None:
             raise SinkError(f"--codec {self.codec} needs an ffmpeg executable on PATH "
                             "(apt-get install ffmpeg, or pip install imageio-ffmpeg), or use --codec mp4v")
+        self.resumable = resumable and find_ffmpeg() is not None
         if self.partial.exists() and not self.complete():
-            self.start_notes.append(f"{self.partial} is left from an interrupted run: translating the video "
-                                    "again from its first frame (the file is replaced when this run ends)")
+            self.start_notes.append(self._take_partial())
+        self.frames = self.kept
+
+    def _take_partial(self) -> str:
+        """Resume after the partial's frames if they can be joined to this run's; say what is done."""
+        again = (f"{self.partial} is left from an interrupted run: translating the video again from its first "
+                 "frame (the file is replaced when this run ends")
+        if self.overwrite:
+            return again + ", --overwrite)"
+        if not self.resumable:
+            return again + "; with ffmpeg, e.g. pip install imageio-ffmpeg, a rerun resumes where it stopped)"
+        count, size, family = _video_frames(self.partial)
+        if count == 0 or family != _codec_family(self.codec):
+            return again + f"; its frames are not {self.codec} video that this run can join)"
+        self.kept, self._kept_size = count, size
+        return f"{self.partial}: resuming after the {count} frames an interrupted run kept (joined without re-encoding)"
 
     def complete(self) -> bool:
         return not self.overwrite and self.path.exists()
 
     def done(self, item: Item) -> bool:
-        return False
+        return item.index < self.kept
 
     def interrupted_line(self) -> str:
         total = f" of {self.frame_count}" if self.frame_count else ""
-        return (f"interrupted: {self.frames}{total} frames kept in {self.partial}; rerunning the same command "
-                "translates the video again from its first frame")
+        rerun = ("resumes after them" if self.resumable else
+                 "translates the video again from its first frame (with ffmpeg it would resume after them)")
+        return f"interrupted: {self.frames}{total} frames kept in {self.partial}; rerunning the same command {rerun}"
 
     def write(self, item: Item, image: np.ndarray) -> None:
         if self._writer is None:
@@ -157,6 +176,10 @@ class VideoSink:
 
     def _finish(self, interrupted: bool) -> None:
         if self._writer is None:
+            if self.kept and not interrupted:   # the interrupted run had written every frame
+                video = AtomicOutput(self.path)
+                video.adopt(self.partial)
+                self._commit_with_audio(video)
             return
         output, self._output = self._output, None
         try:
@@ -168,20 +191,40 @@ class VideoSink:
             self._writer = None
         if self.frames == 0:
             output.discard()
-        elif interrupted:
+            return
+        if self.kept:
+            output = self._joined_to_kept(output)
+        if interrupted:
             output.commit(self.partial)
         else:
             self._commit_with_audio(output)
             self.partial.unlink(missing_ok=True)   # an earlier interrupted run's frames: superseded
 
+    def _joined_to_kept(self, frames_after: AtomicOutput) -> AtomicOutput:
+        joined = AtomicOutput(self.path)
+        try:
+            _join_videos(self.partial, self.kept / self.fps, frames_after.tmp, joined.tmp)
+        except BaseException:
+            joined.discard()
+            raise
+        finally:
+            frames_after.discard()
+        return joined
+
     def _open(self, width: int, height: int) -> "_CvWriter | _FfmpegWriter":
+        stored = (width, height) if self.codec.lower() in H264_NAMES else (width - width % 2, height - height % 2)
+        if self.kept and stored != self._kept_size:
+            raise SinkError(f"{self.partial}: its frames are {self._kept_size[0]}x{self._kept_size[1]}, this run's "
+                            f"{stored[0]}x{stored[1]} (another model or --max-size?); remove it, or add --overwrite, "
+                            "to translate the video from its first frame")
         self._output = AtomicOutput(self.path)
         if self.codec.lower() in H264_NAMES:
-            audio, self.audio_from = self.audio_from, None   # muxed while encoding
+            # muxed while encoding; when resuming, after the join (one audio track for the whole video)
+            audio, self.audio_from = (None, self.audio_from) if self.kept else (self.audio_from, None)
             return _FfmpegWriter(self._output.tmp, self.fps, width, height, audio)
         if width % 2 or height % 2:
             self.notes.append(f"{self.codec} stores 4:2:0 video with even sides only: {width}x{height} is written "
-                              f"as {width - width % 2}x{height - height % 2}; --codec h264 keeps the exact size")
+                              f"as {stored[0]}x{stored[1]}; --codec h264 keeps the exact size")
         return _CvWriter(self._output.tmp, self.codec, self.fps, width, height)
 
     def _commit_with_audio(self, video: AtomicOutput) -> None:
@@ -256,6 +299,52 @@ class _FfmpegWriter:
         return lines[-1] if lines else f"exit status {self._process.poll()}"
 
 
+# MPEG-4 Part 2 under its fourccs, and H.264: what OpenCV reports for a file we wrote with each.
+_CODEC_FAMILIES = {**dict.fromkeys(("mp4v", "xvid", "divx", "dx50", "fmp4"), "fmp4"),
+                   **dict.fromkeys(H264_NAMES, "h264")}
+
+
+def _codec_family(fourcc: str) -> str:
+    return _CODEC_FAMILIES.get(fourcc.lower(), fourcc.lower())
+
+
+def _video_frames(path: Path) -> tuple[int, tuple[int, int], str]:
+    """A video's decodable frames, their size and codec family (0 frames if it cannot be read)."""
+    with quiet_opencv():
+        capture = cv2.VideoCapture(str(path))
+    try:
+        count = 0
+        while capture.grab():
+            count += 1
+        fourcc = int(capture.get(cv2.CAP_PROP_FOURCC))
+        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        return count, size, _codec_family("".join(chr((fourcc >> 8 * i) & 0xFF) for i in range(4)))
+    finally:
+        capture.release()
+
+
+def _join_videos(first: Path, first_seconds: float, second: Path, into: Path) -> None:
+    """`first`'s video then `second`'s, of the same codec and size, packets copied (no
+    re-encoding): ffmpeg's concat demuxer. `first_seconds` is its video's length (the file's may be
+    its audio's, longer); audio is left out (the caller muxes the input's)."""
+    with tempfile.TemporaryDirectory(prefix="nicegan-join-") as scratch:
+        listing = Path(scratch) / "parts.txt"
+        listing.write_text(f"file '{_quoted(first)}'\nduration {first_seconds:.9f}\nfile '{_quoted(second)}'\n",
+                           encoding="utf-8")
+        result = subprocess.run([find_ffmpeg(), "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
+                                 "-i", str(listing), "-map", "0:v:0", "-c", "copy", str(into)],
+                                capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
+        raise SinkError(f"{first}: ffmpeg could not join this run's frames to it ({reason}); remove it, or add "
+                        "--overwrite, to translate the video from its first frame")
+
+
+def _quoted(path: Path) -> str:
+    """A path inside single quotes of an ffconcat listing: each ' closes, is escaped, reopens."""
+    return str(path.resolve()).replace("'", "'\\''")
+
+
 def find_ffmpeg() -> str | None:
     """An ffmpeg executable: on PATH, else the one bundled by the imageio-ffmpeg package."""
     found = shutil.which("ffmpeg")
@@ -313,7 +402,7 @@ def open_video_sink(source: VideoSource, target: Path, codec: str | None, audio:
     if source.path is not None and target.resolve() == source.path.resolve():
         raise SinkError(f"{target}: output would overwrite the input video; choose another name")
     audio_from, note = _audio_source(source, audio)
-    sink = VideoSink(target, source.fps, codec, overwrite, audio_from, source.frame_count)
+    sink = VideoSink(target, source.fps, codec, overwrite, audio_from, source.frame_count, resumable=not source.live)
     if note:
         sink.notes.append(note)
     return sink

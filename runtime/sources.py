@@ -114,8 +114,9 @@ class VideoSource:
         return self.frame_count
 
     def frames(self, skip: Callable[[Item], bool]) -> Iterator[Decoded]:
-        """Every frame in order. A frame that fails to decode mid-stream is replaced by the
-        previous good one (noted), so the output keeps the input's frame count and timing."""
+        """Every frame in order; those that `skip` (a resumed video's kept frames) without their
+        image. A frame that fails to decode mid-stream is replaced by the previous good one (noted),
+        so the output keeps the input's frame count and timing."""
         index, bad_run, previous = 0, 0, None
         while True:
             ok, frame = self._cap.read()
@@ -127,14 +128,18 @@ class VideoSource:
                 continue
             for _ in range(bad_run):
                 self.notes.append(f"{self.spec}: frame {index} unreadable, previous frame repeated")
-                yield Decoded(Item(index, self._frame_name(index)), previous if previous is not None else frame)
+                yield self._decoded(index, previous if previous is not None else frame, skip)
                 index += 1
             bad_run = 0
-            yield Decoded(Item(index, self._frame_name(index)), frame)
+            yield self._decoded(index, frame, skip)
             previous = frame
             index += 1
         if self.frame_count is not None and index < self.frame_count:
             self.notes.append(f"{self.spec}: ended after {index} of {self.frame_count} frames (truncated file?)")
+
+    def _decoded(self, index: int, frame: np.ndarray, skip: Callable[[Item], bool]) -> Decoded:
+        item = Item(index, self._frame_name(index))
+        return Decoded(item, skipped=True) if skip(item) else Decoded(item, frame)
 
     def _frame_name(self, index: int) -> str:
         return f"{self.stem}_{index:06d}.png"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import tracemalloc
 
 import cv2
@@ -11,7 +12,7 @@ import pytest
 
 from nicegan.runtime.backends import open_backend
 from nicegan.runtime.pipeline import TranslateOptions, translate
-from nicegan.runtime.sinks import find_ffmpeg
+from nicegan.runtime.sinks import SinkError, find_ffmpeg
 from runtime_fixtures import corrupt_mjpeg_frame, distinct_frames, output_files, photo, read_clip, truncate, write_clip
 
 QUIET = dict(progress=False)
@@ -144,23 +145,28 @@ def test_max_size_runs_smaller_and_restores_the_size(backend, tmp_path):
     assert report.ok and cv2.imread(str(tmp_path / "small_run.png")).shape == (300, 400, 3)
 
 
+def stopped_at_call(tiny_onnx, call: int, signum: int = signal.SIGINT):
+    """The ONNX Runtime backend, sent a real `signum` by its own process during its `call`-th batch."""
+    class StoppedAtCall(type(open_backend(tiny_onnx))):
+        calls = 0
+
+        def infer(self, frames):
+            StoppedAtCall.calls += 1
+            if StoppedAtCall.calls == call:
+                os.kill(os.getpid(), signum)
+            return super().infer(frames)
+
+    return StoppedAtCall(tiny_onnx)
+
+
 @pytest.mark.parametrize("signum, name, status", [(signal.SIGINT, "Ctrl-C", 130), (signal.SIGTERM, "SIGTERM", 143)])
 def test_ctrl_c_or_sigterm_stops_after_the_current_batch_and_closes_the_video(tiny_onnx, tmp_path, signum, name,
                                                                               status):
     """A real SIGINT (or SIGTERM, SLURM's and Kubernetes' stop) during the second batch: that batch
     is still written, nothing after it."""
-    class InterruptedOnSecondBatch(type(open_backend(tiny_onnx))):
-        calls = 0
-
-        def infer(self, frames):
-            InterruptedOnSecondBatch.calls += 1
-            if InterruptedOnSecondBatch.calls == 2:
-                os.kill(os.getpid(), signum)
-            return super().infer(frames)
-
     clip = write_clip(tmp_path / "clip.avi", distinct_frames(20))
     lines: list[str] = []
-    report = translate(str(clip), str(tmp_path / "out.avi"), InterruptedOnSecondBatch(tiny_onnx),
+    report = translate(str(clip), str(tmp_path / "out.avi"), stopped_at_call(tiny_onnx, 2, signum),
                        TranslateOptions(batch_size=3, **QUIET), log=lines.append)
     assert report.interrupted and not report.ok and report.written == 6 and report.exit_status == status
     assert not (tmp_path / "out.avi").exists()
@@ -168,18 +174,93 @@ def test_ctrl_c_or_sigterm_stops_after_the_current_batch_and_closes_the_video(ti
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handlers restored
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert f"{name}: finishing the current batch and closing the output (a second Ctrl-C or SIGTERM aborts)" in lines
-    # one story: what was kept, and that a rerun starts the video again (a video is one unit of work)
+    # one story: what was kept, and what a rerun does (the tests below)
     said = [line for line in lines if "interrupt" in line.lower() or "partial" in line or "resume" in line]
-    assert said == [f"interrupted: 6 of 20 frames kept in {tmp_path / 'out.partial.avi'}; rerunning the same "
-                    "command translates the video again from its first frame"]
+    assert len(said) == 1 and said[0].startswith(f"interrupted: 6 of 20 frames kept in {tmp_path / 'out.partial.avi'}; "
+                                                 "rerunning the same command ")
 
-    lines.clear()
-    rerun = translate(str(clip), str(tmp_path / "out.avi"), open_backend(tiny_onnx),
-                      TranslateOptions(batch_size=3, **QUIET), log=lines.append)
-    assert rerun.ok and rerun.written == 20 and len(read_clip(tmp_path / "out.avi")[0]) == 20
-    assert lines[0] == (f"note: {tmp_path / 'out.partial.avi'} is left from an interrupted run: translating the "
-                        "video again from its first frame (the file is replaced when this run ends)")
-    assert not (tmp_path / "out.partial.avi").exists()   # superseded by the complete video
+
+@pytest.mark.skipif(find_ffmpeg() is None, reason="no ffmpeg executable (pip install imageio-ffmpeg)")
+@pytest.mark.parametrize("codec", [None, "h264"])
+def test_an_interrupted_video_resumes_after_its_kept_frames(tiny_onnx, backend, tmp_path, codec):
+    """Stopped twice, at frames 6 and 12 of 20: each rerun translates only the frames after the
+    kept ones and joins them without re-encoding (the kept frames decode as they were)."""
+    clip = write_clip(tmp_path / "clip.mp4", distinct_frames(20))
+    folder = tmp_path / "it's here"   # a quote and a space in the joined parts' paths
+    out, partial = folder / "out.mp4", folder / "out.partial.mp4"
+    options = TranslateOptions(batch_size=3, codec=codec, **QUIET)
+    first = translate(str(clip), str(out), stopped_at_call(tiny_onnx, 2), options, log=quiet)
+    assert first.interrupted and first.interrupted_line.endswith("rerunning the same command resumes after them")
+    kept_first = read_clip(partial)[0]
+
+    lines: list[str] = []
+    second = translate(str(clip), str(out), stopped_at_call(tiny_onnx, 2), options, log=lines.append)
+    assert lines[0] == f"note: {partial}: resuming after the 6 frames an interrupted run kept (joined without re-encoding)"
+    assert second.interrupted and second.written == 6 and second.skipped == 6 and not out.exists()
+    kept_second = read_clip(partial)[0]
+    assert len(kept_second) == 12
+    assert all(np.array_equal(a, b) for a, b in zip(kept_first, kept_second[:6]))
+
+    third = translate(str(clip), str(out), backend, options, log=quiet)
+    assert third.ok and third.written == 8 and third.skipped == 12 and not partial.exists()
+    resumed, fps = read_clip(out)
+    assert len(resumed) == 20 and fps == pytest.approx(12.0)
+    assert all(np.array_equal(a, b) for a, b in zip(kept_second, resumed[:12]))
+    whole = translate(str(clip), str(tmp_path / "whole.mp4"), backend, options, log=quiet)
+    assert whole.ok
+    # the same frames as an uninterrupted run, each encoded from another key frame: the closest to its own
+    uninterrupted = read_clip(tmp_path / "whole.mp4")[0]
+    closest = [max(range(20), key=lambda j: cv2.PSNR(frame, uninterrupted[j])) for frame in resumed]
+    assert closest == list(range(20))
+
+
+@pytest.mark.skipif(find_ffmpeg() is None, reason="no ffmpeg executable (pip install imageio-ffmpeg)")
+def test_a_video_stopped_during_its_last_batch_is_finished_by_the_rerun(tiny_onnx, backend, tmp_path):
+    clip = write_clip(tmp_path / "clip.avi", distinct_frames(8))
+    out, partial = tmp_path / "out.avi", tmp_path / "out.partial.avi"
+    options = TranslateOptions(batch_size=4, **QUIET)
+    assert translate(str(clip), str(out), stopped_at_call(tiny_onnx, 2), options, log=quiet).interrupted
+    kept = read_clip(partial)[0]
+    rerun = translate(str(clip), str(out), backend, options, log=quiet)
+    assert rerun.ok and rerun.written == 0 and rerun.skipped == 8 and not partial.exists()
+    assert all(np.array_equal(a, b) for a, b in zip(read_clip(out)[0], kept)) and len(kept) == 8
+
+
+def test_without_ffmpeg_an_interrupted_video_is_translated_again(tiny_onnx, backend, tmp_path, monkeypatch):
+    monkeypatch.setattr("nicegan.runtime.sinks.find_ffmpeg", lambda: None)
+    clip = write_clip(tmp_path / "clip.avi", distinct_frames(20))
+    out, partial = tmp_path / "out.avi", tmp_path / "out.partial.avi"
+    first = translate(str(clip), str(out), stopped_at_call(tiny_onnx, 2), TranslateOptions(batch_size=3, **QUIET),
+                      log=quiet)
+    assert first.interrupted_line == (f"interrupted: 6 of 20 frames kept in {partial}; rerunning the same command "
+                                      "translates the video again from its first frame (with ffmpeg it would resume "
+                                      "after them)")
+    lines: list[str] = []
+    rerun = translate(str(clip), str(out), backend, TranslateOptions(batch_size=3, **QUIET), log=lines.append)
+    assert rerun.ok and rerun.written == 20 and len(read_clip(out)[0]) == 20
+    assert lines[0] == (f"note: {partial} is left from an interrupted run: translating the video again from its "
+                        "first frame (the file is replaced when this run ends; with ffmpeg, e.g. pip install "
+                        "imageio-ffmpeg, a rerun resumes where it stopped)")
+    assert not partial.exists()   # superseded by the complete video
+
+
+@pytest.mark.skipif(find_ffmpeg() is None, reason="no ffmpeg executable (pip install imageio-ffmpeg)")
+def test_kept_frames_of_another_codec_or_size_are_not_joined(tiny_onnx, backend, tmp_path):
+    clip = write_clip(tmp_path / "clip.avi", distinct_frames(20))
+    out, partial = tmp_path / "out.avi", tmp_path / "out.partial.avi"
+    write_clip(partial, distinct_frames(5), fourcc="MJPG")          # not this run's XVID: translated again
+    lines: list[str] = []
+    again = translate(str(clip), str(out), backend, TranslateOptions(**QUIET), log=lines.append)
+    assert again.ok and again.written == 20 and len(read_clip(out)[0]) == 20 and not partial.exists()
+    assert lines[0].startswith(f"note: {partial} is left from an interrupted run: translating the video again")
+    assert "its frames are not XVID video that this run can join" in lines[0]
+
+    out.unlink()
+    write_clip(partial, distinct_frames(5, 24, 32), fourcc="XVID")  # another size (e.g. another --max-size)
+    with pytest.raises(SinkError, match=f"{partial}: its frames are 32x24, this run's 64x48 .*remove it, or add "
+                                        "--overwrite"):
+        translate(str(clip), str(out), backend, TranslateOptions(**QUIET), log=quiet)
+    assert len(read_clip(partial)[0]) == 5 and not out.exists()   # the kept frames stay
 
 
 def test_memory_stays_flat_as_the_folder_grows(backend, tmp_path):
@@ -215,6 +296,19 @@ def _has_audio(path) -> bool:
     import subprocess
     probe = subprocess.run([find_ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
     return "Audio:" in probe.stderr
+
+
+@pytest.mark.skipif(find_ffmpeg() is None, reason="no ffmpeg executable")
+@pytest.mark.parametrize("codec", [None, "h264"])
+def test_a_resumed_video_keeps_the_whole_audio_track(tiny_onnx, backend, tmp_path, codec):
+    clip = _clip_with_audio(tmp_path / "talk.mp4")
+    out = tmp_path / "out.mp4"
+    options = TranslateOptions(batch_size=3, codec=codec, **QUIET)
+    assert translate(str(clip), str(out), stopped_at_call(tiny_onnx, 2), options, log=quiet).interrupted
+    assert translate(str(clip), str(out), backend, options, log=quiet).ok
+    assert len(read_clip(out)[0]) == 10 and _has_audio(out)
+    probe = subprocess.run([find_ffmpeg(), "-hide_banner", "-i", str(out)], capture_output=True, text=True).stderr
+    assert "Duration: 00:00:01.0" in probe   # no gap: an h264 partial holds the whole audio track
 
 
 @pytest.mark.skipif(find_ffmpeg() is None, reason="no ffmpeg executable")
