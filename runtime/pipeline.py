@@ -438,7 +438,7 @@ class _Pipeline:
 
     def _smooth(self, record: _Record, frame: np.ndarray) -> np.ndarray:
         began = time.perf_counter()
-        smoothed = self.temporal.blend(frame, record.motion)
+        smoothed = self.temporal.blend(frame, record.motion, record.item.index)
         flow_seconds = record.motion_seconds / self.workers     # spread over the decode workers
         self.report.stages["temporal"].add(flow_seconds + time.perf_counter() - began, 1)
         return smoothed

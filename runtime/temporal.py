@@ -183,9 +183,12 @@ class TemporalFilter:
         self._previous: np.ndarray | None = None   # O_{t-1}, float32: no rounding drift between frames
         self._translated: np.ndarray | None = None  # P_{t-1}: what the model alone made of the last frame
 
-    def blend(self, translated: np.ndarray, motion: Motion | None) -> np.ndarray:
-        """O_t for the uint8 frame P_t; `motion` from the input frame before (None: the first frame)."""
-        index, self.frames = self.frames, self.frames + 1
+    def blend(self, translated: np.ndarray, motion: Motion | None, frame: int | None = None) -> np.ndarray:
+        """O_t for the uint8 frame P_t; `motion` from the input frame before (None: the first frame).
+        `frame` is P_t's number in the input, as the summary names cuts (default: the frames blended
+        so far; a resumed video's first frame is not the input's)."""
+        index = self.frames if frame is None else frame
+        self.frames += 1
         if motion is not None:
             motion = motion.at(self.fine_flow)
             self._confidence_sum += float(motion.confidence.mean())

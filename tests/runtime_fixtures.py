@@ -1,6 +1,9 @@
-"""Real files for the runtime tests: photo crops, numbered video clips, corrupt inputs."""
+"""Real files for the runtime tests: photo crops, numbered video clips, corrupt inputs; a backend
+that stops its own process with a real signal."""
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import cv2
@@ -85,3 +88,19 @@ def bundled_clip_frames(count: int) -> list[np.ndarray]:
     """The first `count` frames of the bundled Big Buck Bunny clip (320x180, real animation)."""
     from nicegan.runtime.demo import SAMPLE_VIDEO
     return read_clip(SAMPLE_VIDEO)[0][:count]
+
+
+def stopped_at_call(tiny_onnx, call: int, signum: int = signal.SIGINT):
+    """The ONNX Runtime backend, sent a real `signum` by its own process during its `call`-th batch."""
+    from nicegan.runtime.backends import open_backend
+
+    class StoppedAtCall(type(open_backend(tiny_onnx))):
+        calls = 0
+
+        def infer(self, frames):
+            StoppedAtCall.calls += 1
+            if StoppedAtCall.calls == call:
+                os.kill(os.getpid(), signum)
+            return super().infer(frames)
+
+    return StoppedAtCall(tiny_onnx)

@@ -13,7 +13,8 @@ import pytest
 from nicegan.runtime.backends import open_backend
 from nicegan.runtime.pipeline import TranslateOptions, translate
 from nicegan.runtime.sinks import SinkError, find_ffmpeg
-from runtime_fixtures import corrupt_mjpeg_frame, distinct_frames, output_files, photo, read_clip, truncate, write_clip
+from runtime_fixtures import (corrupt_mjpeg_frame, distinct_frames, output_files, photo, read_clip, stopped_at_call,
+                              truncate, write_clip)
 
 QUIET = dict(progress=False)
 
@@ -143,20 +144,6 @@ def test_max_size_runs_smaller_and_restores_the_size(backend, tmp_path):
     report = translate(str(tmp_path / "big.png"), str(tmp_path / "small_run.png"), backend,
                        TranslateOptions(max_size=64, **QUIET), log=quiet)
     assert report.ok and cv2.imread(str(tmp_path / "small_run.png")).shape == (300, 400, 3)
-
-
-def stopped_at_call(tiny_onnx, call: int, signum: int = signal.SIGINT):
-    """The ONNX Runtime backend, sent a real `signum` by its own process during its `call`-th batch."""
-    class StoppedAtCall(type(open_backend(tiny_onnx))):
-        calls = 0
-
-        def infer(self, frames):
-            StoppedAtCall.calls += 1
-            if StoppedAtCall.calls == call:
-                os.kill(os.getpid(), signum)
-            return super().infer(frames)
-
-    return StoppedAtCall(tiny_onnx)
 
 
 @pytest.mark.parametrize("signum, name, status", [(signal.SIGINT, "Ctrl-C", 130), (signal.SIGTERM, "SIGTERM", 143)])

@@ -17,6 +17,7 @@ from nicegan.cli import TEMPORAL_STRENGTH, cli
 from nicegan.runtime.backends import open_backend
 from nicegan.runtime.flicker import measure_flicker, measure_videos, psnr
 from nicegan.runtime.pipeline import TranslateOptions, translate
+from nicegan.runtime.sinks import find_ffmpeg
 from nicegan.runtime.temporal import (
     DEFAULT_STRENGTH,
     RELAX_FROM,
@@ -27,7 +28,7 @@ from nicegan.runtime.temporal import (
     pixel_grid,
     warp,
 )
-from runtime_fixtures import bundled_clip_frames, camera_pan, output_files, photo, read_clip, write_clip
+from runtime_fixtures import bundled_clip_frames, camera_pan, output_files, photo, read_clip, stopped_at_call, write_clip
 
 CLIPS = {"bunny": lambda: bundled_clip_frames(24), "pan": lambda: camera_pan(24)}
 CONTROLS = ("no-op", "blur", "moving average", "frozen")
@@ -216,6 +217,19 @@ def test_translate_temporal_keeps_the_video_and_steadies_it(tmp_path):
     assert printed.exit_code == 0, printed.output
     assert "bunny.mp4 (input)" in printed.output and "per_frame.mp4 (reference)" in printed.output
     assert f"{smoothed_row.e_warp:.3g}" in printed.output
+
+
+@pytest.mark.skipif(find_ffmpeg() is None, reason="no ffmpeg executable (pip install imageio-ffmpeg)")
+def test_a_resumed_video_names_its_scene_cut_by_the_input_frame(tiny_onnx, tmp_path):
+    """Resumed after 6 kept frames, the filter starts afresh at frame 6 and names the cut frame 10."""
+    clip = write_clip(tmp_path / "cut.avi", bundled_clip_frames(10) + camera_pan(10), fourcc="MJPG")
+    options = TranslateOptions(batch_size=3, temporal=True, progress=False)
+    out = tmp_path / "out.avi"
+    assert translate(str(clip), str(out), stopped_at_call(tiny_onnx, 2), options, log=lambda _: None).interrupted
+    with open_backend(tiny_onnx) as backend:
+        resumed = translate(str(clip), str(out), backend, options, log=lambda _: None)
+    assert resumed.ok and resumed.written == 14 and len(read_clip(out)[0]) == 20
+    assert any("restarted at 1 scene cut(s) (frame 10)" in note for note in resumed.notes)
 
 
 def test_temporal_is_refused_for_images_in_one_line(tiny_onnx, tmp_path):
