@@ -113,7 +113,7 @@ class VideoSink:
     Without ffmpeg, or when the kept frames' codec or size is not this run's, it translates the video
     again from its first frame and replaces the file when it ends. A live input never resumes."""
     def __init__(self, path: Path, fps: float, codec: str | None, overwrite: bool,
-                 audio_from: Path | None = None, frame_count: int | None = None, resumable: bool = True):
+                 audio_from: Path | None = None, frame_count: int | None = None, live: bool = False):
         self.path = path
         self.fps = fps
         self.codec = (codec or DEFAULT_FOURCC.get(path.suffix.lower(), "mp4v"))
@@ -131,7 +131,8 @@ class VideoSink:
         if self.codec.lower() in H264_NAMES and find_ffmpeg() is None:
             raise SinkError(f"--codec {self.codec} needs an ffmpeg executable on PATH "
                             "(apt-get install ffmpeg, or pip install imageio-ffmpeg), or use --codec mp4v")
-        self.resumable = resumable and find_ffmpeg() is not None
+        self.live = live                               # a camera or stream: its frames cannot be found again
+        self.resumable = not live and find_ffmpeg() is not None
         if self.partial.exists() and not self.complete():
             self.start_notes.append(self._take_partial())
         self.frames = self.kept
@@ -142,6 +143,8 @@ class VideoSink:
                  "frame (the file is replaced when this run ends")
         if self.overwrite:
             return again + ", --overwrite)"
+        if self.live:
+            return again + ")"
         if not self.resumable:
             return again + "; with ffmpeg, e.g. pip install imageio-ffmpeg, a rerun resumes where it stopped)"
         count, size, family = _video_frames(self.partial)
@@ -158,8 +161,8 @@ class VideoSink:
 
     def interrupted_line(self) -> str:
         total = f" of {self.frame_count}" if self.frame_count else ""
-        rerun = ("resumes after them" if self.resumable else
-                 "translates the video again from its first frame (with ffmpeg it would resume after them)")
+        rerun = ("resumes after them" if self.resumable else "translates the video again from its first frame"
+                 + ("" if self.live else " (with ffmpeg it would resume after them)"))
         return f"interrupted: {self.frames}{total} frames kept in {self.partial}; rerunning the same command {rerun}"
 
     def write(self, item: Item, image: np.ndarray) -> None:
@@ -402,7 +405,7 @@ def open_video_sink(source: VideoSource, target: Path, codec: str | None, audio:
     if source.path is not None and target.resolve() == source.path.resolve():
         raise SinkError(f"{target}: output would overwrite the input video; choose another name")
     audio_from, note = _audio_source(source, audio)
-    sink = VideoSink(target, source.fps, codec, overwrite, audio_from, source.frame_count, resumable=not source.live)
+    sink = VideoSink(target, source.fps, codec, overwrite, audio_from, source.frame_count, live=source.live)
     if note:
         sink.notes.append(note)
     return sink
